@@ -1,0 +1,230 @@
+"""Real WebSocket clients (the ``websockets`` library) that leave in chosen ways.
+
+Ways of leaving, as a server sees them:
+
+- ``clean``: a close frame and the closing handshake, like a browser tab closing normally.
+- ``fin``: the TCP connection ends without a close frame (a killed process, a proxy timing out).
+- ``rst``: the connection is reset (SO_LINGER 0 then close): a crashed peer, a dropped NAT entry.
+- ``silent``: the connection stays open but the client never reads again and never answers
+  pings: a suspended laptop, a half-open connection behind a dead network.
+- ``slow``: the client stays but reads only one message every ``SLOW_READ_INTERVAL`` seconds.
+
+All clients run on one background event loop, so they keep working while a cell blocks.
+Every client the lab opens is tracked, and ``close_all()`` releases them (the experiment
+calls it on exit, on error and on KeyboardInterrupt).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import socket
+import struct
+import termios
+import time
+from collections import deque
+from collections.abc import Coroutine, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
+
+from websockets.asyncio.client import ClientConnection, connect as ws_connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from helpers.errors import LabError
+from helpers.loopthread import LoopThread
+
+Leave = Literal["clean", "fin", "rst", "silent", "slow"]
+WAYS_OF_LEAVING: tuple[str, ...] = get_args(Leave)
+SLOW_READ_INTERVAL = 0.5
+
+
+@dataclass(eq=False)
+class Client:
+    number: int
+    connection: ClientConnection
+    received: int = 0
+    left: Leave | None = None
+    reader: asyncio.Task[None] | None = field(default=None, repr=False)
+    slow: bool = False
+    arrivals: deque[float] = field(default_factory=lambda: deque(maxlen=2000), repr=False)
+
+    @property
+    def closed_by_server(self) -> bool:
+        """The server closed this client while it was still listening (e.g. a ping timeout)."""
+        return self.left is None and self.connection.close_code is not None
+
+    @property
+    def close_code(self) -> int | None:
+        return self.connection.close_code
+
+    def unread_bytes(self) -> int:
+        """Bytes the server sent that wait, unread, in this client's socket buffer."""
+        sock = self.connection.transport.get_extra_info("socket")
+        if sock is None or sock.fileno() < 0:
+            return 0
+        try:
+            return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0]
+        except OSError:  # closed meanwhile
+            return 0
+
+    def longest_gap(self, since: float = 0.0) -> float:
+        """The longest wait, in seconds, between two messages received after ``since`` (monotonic)."""
+        times = [t for t in self.arrivals if t >= since]
+        return max((b - a for a, b in zip(times, times[1:])), default=0.0)
+
+    async def _read(self) -> None:
+        try:
+            async for _ in self.connection:
+                self.received += 1
+                self.arrivals.append(time.monotonic())
+                if self.slow:
+                    await asyncio.sleep(SLOW_READ_INTERVAL)
+        except ConnectionClosed:
+            pass
+
+    async def _leave(self, how: Leave) -> None:
+        self.left = how
+        transport = self.connection.transport
+        if how == "slow":
+            self.slow = True
+            return
+        if self.reader is not None and how != "clean":
+            self.reader.cancel()
+        if how == "clean":
+            await self.connection.close()
+        elif how == "fin":
+            transport.close()
+        elif how == "rst":
+            _abort_with_reset(transport)
+        elif how == "silent":
+            transport.pause_reading()
+
+    def _abort(self) -> None:
+        if self.reader is not None:
+            self.reader.cancel()
+        _abort_with_reset(self.connection.transport)
+
+
+def _abort_with_reset(transport: asyncio.BaseTransport) -> None:
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.fileno() >= 0:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()  # type: ignore[attr-defined]
+
+
+class ClientGroup(Sequence[Client]):
+    """The clients opened by one ``connect`` call."""
+
+    def __init__(self, clients: list[Client]) -> None:
+        self._clients = clients
+
+    def __getitem__(self, index):  # type: ignore[no-untyped-def]
+        found = self._clients[index]
+        return ClientGroup(found) if isinstance(found, list) else found
+
+    def __len__(self) -> int:
+        return len(self._clients)
+
+    def received(self) -> int:
+        return sum(c.received for c in self._clients)
+
+    def closed_by_server(self) -> list[Client]:
+        return [c for c in self._clients if c.closed_by_server]
+
+    def __repr__(self) -> str:
+        return f"<ClientGroup of {len(self)}>"
+
+
+_loop: LoopThread | None = None
+_open: set[Client] = set()
+_numbers = 0
+
+
+def _client_loop() -> LoopThread:
+    global _loop
+    if _loop is None or not _loop.is_alive():
+        _loop = LoopThread("lab-clients")
+    return _loop
+
+
+async def _open_one(url: str, number: int, timeout: float) -> Client:
+    try:
+        connection = await ws_connect(url, ping_interval=None, open_timeout=timeout, close_timeout=1.0)
+    except InvalidStatus as error:
+        status = error.response.status_code
+        raise LabError(f"The server answered the WebSocket handshake at {url} with HTTP {status}; is that a WebSocket route?") from None
+    except (ConnectionRefusedError, OSError) as error:
+        raise LabError(f"Could not connect to {url}: {error.strerror or error}; is the lab server running?") from None
+    except (InvalidHandshake, TimeoutError) as error:
+        raise LabError(f"The WebSocket handshake at {url} failed: {error!r}.") from None
+    client = Client(number, connection)
+    client.reader = asyncio.create_task(client._read())
+    return client
+
+
+def _open_many(url: str, n: int, timeout: float) -> Coroutine[Any, Any, list[Client]]:
+    global _numbers
+    if n < 1:
+        raise LabError(f"Number of clients must be at least 1, not {n}.")
+    first = _numbers
+    _numbers += n
+
+    async def open_all() -> list[Client]:
+        results = await asyncio.gather(*(_open_one(url, first + i, timeout) for i in range(n)), return_exceptions=True)
+        opened = [r for r in results if isinstance(r, Client)]
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            for client in opened:
+                client._abort()
+            raise failures[0]
+        _open.update(opened)
+        return opened
+
+    return open_all()
+
+
+def connect(url: str, n: int = 1, *, timeout: float = 5.0) -> ClientGroup:
+    """Open ``n`` clients to ``url`` at once and wait for them; each keeps reading until told to leave."""
+    return ClientGroup(_client_loop().call(_open_many(url, n, timeout), timeout + 2.0))
+
+
+async def connect_async(url: str, n: int = 1, *, timeout: float = 5.0) -> ClientGroup:
+    """``connect`` for a cell that must not block the kernel's loop (a server running on that loop)."""
+    future = _client_loop().submit(_open_many(url, n, timeout))
+    return ClientGroup(await asyncio.wait_for(asyncio.wrap_future(future), timeout + 2.0))
+
+
+def leave(clients: Client | Iterable[Client], how: Leave) -> None:
+    """Make the clients leave, all at once, in one way."""
+    if how not in WAYS_OF_LEAVING:
+        raise LabError(f"Unknown way of leaving {how!r}; choose one of {', '.join(WAYS_OF_LEAVING)}.")
+    group = [clients] if isinstance(clients, Client) else list(clients)
+
+    async def leave_all() -> None:
+        await asyncio.gather(*(c._leave(how) for c in group))
+
+    _client_loop().call(leave_all(), 5.0)
+    if how in ("clean", "fin", "rst"):
+        _open.difference_update(group)
+
+
+def open_clients() -> int:
+    """Clients the lab has opened and not yet released (including silent and slow ones)."""
+    return len(_open)
+
+
+def close_all() -> int:
+    """Reset every client the lab still holds open; return how many there were."""
+    if not _open or _loop is None:
+        _open.clear()
+        return 0
+    holding = list(_open)
+    _open.clear()
+
+    async def abort_all() -> None:
+        for client in holding:
+            client._abort()
+        await asyncio.sleep(0)
+
+    _loop.call(abort_all(), 5.0)
+    return len(holding)

@@ -1,0 +1,135 @@
+"""An experiment: clients connect and leave while a probe samples the server and a plot follows live.
+
+    with Experiment(server, watch=get_metrics, title="The seed's endpoint") as ex:
+        clients = ex.connect("/ws/metrics", 10)
+        ex.wait(0.5)
+        ex.leave(clients, "rst")
+        ex.wait(1.0)
+    run = ex.run
+
+The cell blocks while the experiment runs; the server and the clients work on threads of
+their own, a sampler thread reads the probe 20 times a second, and the main thread redraws
+the figure a few times a second. On leaving the ``with`` block, normally, on an error or on
+KeyboardInterrupt (the kernel's interrupt button), the sampler stops and every client still
+open is reset, so nothing the experiment started outlives it. The server stays up for
+inspection until the next ``serve()``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from types import TracebackType
+from typing import Any
+
+from helpers import clients as lab_clients
+from helpers.clients import Client, ClientGroup, Leave
+from helpers.errors import LabError
+from helpers.plot import LiveImage, run_figure
+from helpers.probe import Probe
+from helpers.run import Event, Run
+from helpers.server import LabServer
+
+SAMPLE_PERIOD = 0.05
+REDRAW_PERIOD = 0.3
+
+_active: Experiment | None = None
+
+
+class Experiment:
+    def __init__(
+        self,
+        server: LabServer,
+        watch: Mapping[str, Callable[..., Any]] | Callable[..., Any],
+        *,
+        title: str = "",
+        live: bool = True,
+    ) -> None:
+        if not server.running:
+            raise LabError("The server given to the experiment is stopped; start one with serve().")
+        self.server = server
+        self.probe = Probe(server, watch)
+        self.run = Run(title=title, watched=list(self.probe.codes))
+        self.live = LiveImage() if live else None
+        self._stop = threading.Event()
+        self._sampler = threading.Thread(target=self._sample_forever, name="lab-sampler", daemon=True)
+        self._t0 = 0.0
+        self._last_draw = 0.0
+
+    # Lifecycle.
+
+    def __enter__(self) -> Experiment:
+        global _active
+        if _active is not None:
+            _active.close()
+        _active = self
+        self._t0 = time.monotonic()
+        self.run.samples.append(self.probe.sample(self._t0))
+        self._sampler.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        global _active
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        if self._sampler.is_alive():
+            self._sampler.join(1.0)
+        self.run.samples.append(self.probe.sample(self._t0))
+        self.run.records = list(self.server.log.records)
+        self._draw()
+        lab_clients.close_all()
+        if _active is self:
+            _active = None
+
+    def _sample_forever(self) -> None:
+        next_at = time.monotonic()
+        while not self._stop.is_set():
+            self.run.samples.append(self.probe.sample(self._t0))
+            next_at += SAMPLE_PERIOD
+            self._stop.wait(max(0.0, next_at - time.monotonic()))
+
+    def _draw(self) -> None:
+        if self.live is not None:
+            self.live.show(run_figure(self.run))
+        self._last_draw = time.monotonic()
+
+    # What a notebook calls.
+
+    @property
+    def now(self) -> float:
+        return time.monotonic() - self._t0
+
+    def mark(self, label: str) -> None:
+        self.run.events.append(Event(self.now, label, len(self.server.log.records)))
+
+    def connect(self, path: str, n: int = 1) -> ClientGroup:
+        group = lab_clients.connect(self.server.url(path), n)
+        self.mark(f"{n} connected")
+        return group
+
+    def leave(self, group: Client | Iterable[Client], how: Leave, label: str | None = None) -> None:
+        chosen = [group] if isinstance(group, Client) else list(group)
+        self.mark(label or f"{len(chosen)} left: {how}")  # before leaving: the server may react at once
+        lab_clients.leave(chosen, how)
+
+    def wait(self, seconds: float) -> None:
+        """Let time pass while the plot follows the samples."""
+        deadline = time.monotonic() + seconds
+        while (remaining := deadline - time.monotonic()) > 0:
+            if self.live is not None and time.monotonic() - self._last_draw >= REDRAW_PERIOD:
+                self._draw()
+            time.sleep(min(remaining, 0.05))
+
+    def wait_until(self, condition: Callable[[], bool], timeout: float) -> bool:
+        """Wait until ``condition()`` holds (checked every 20 ms) or ``timeout`` passes."""
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() >= deadline:
+                return False
+            self.wait(0.02)
+        return True

@@ -1,0 +1,81 @@
+"""An asyncio event loop running on a daemon thread of its own.
+
+The server and the clients each get one, so that a cell running blocking code in the
+kernel (``time.sleep``, a long computation) never stalls them, and so that the notebook's
+main thread stays free to draw plots and to receive a KeyboardInterrupt cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class LoopThread:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_forever()
+        finally:
+            self.loop.close()
+
+    @property
+    def ident(self) -> int | None:
+        return self._thread.ident
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
+        """Run ``coro`` on this loop and wait for its result from the calling thread.
+
+        On timeout or KeyboardInterrupt the coroutine is cancelled before the error propagates.
+        """
+        future = self.submit(coro)
+        try:
+            return future.result(timeout)
+        except BaseException:
+            future.cancel()
+            raise
+
+    def tasks(self) -> set[asyncio.Task[Any]]:
+        """The loop's unfinished tasks, read from any thread."""
+        if self.loop.is_closed():
+            return set()
+        return asyncio.all_tasks(self.loop)
+
+    def stop(self, timeout: float = 2.0) -> int:
+        """Cancel every task left on the loop, stop it, join the thread; return how many were cancelled."""
+        if not self._thread.is_alive():
+            return 0
+
+        async def cancel_all() -> int:
+            current = asyncio.current_task()
+            left = [t for t in asyncio.all_tasks() if t is not current]
+            for task in left:
+                task.cancel()
+            if left:
+                await asyncio.wait(left, timeout=timeout)
+            return len(left)
+
+        try:
+            cancelled = self.call(cancel_all(), timeout + 1.0)
+        except concurrent.futures.TimeoutError:
+            cancelled = -1
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout)
+        return cancelled

@@ -1,0 +1,98 @@
+"""Figures of an experiment, drawn for a projector: large type, thick lines, colour-blind-safe colours.
+
+Figures are rendered to PNG and shown through an IPython display handle, so the same image
+updates in place while the experiment runs, the final frame stays in the saved notebook, and
+nothing depends on the matplotlib backend the kernel happens to use.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from helpers.run import Run
+
+# Okabe & Ito's palette, distinguishable with every common colour-vision deficiency.
+PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
+FONT_SIZE = 14
+
+
+def _style_axes(ax: Axes, title: str) -> None:
+    ax.set_title(title, fontsize=FONT_SIZE + 2, loc="left")
+    ax.set_xlabel("time since start (s)", fontsize=FONT_SIZE)
+    ax.set_ylabel("count", fontsize=FONT_SIZE)
+    ax.tick_params(labelsize=FONT_SIZE - 2)
+    ax.grid(alpha=0.3)
+    ax.spines[["top", "right"]].set_visible(False)
+
+
+def draw_run(ax: Axes, run: Run, *, connections: bool = True) -> None:
+    times = run.times()
+    for colour, name in zip(PALETTE, run.watched):
+        ax.step(times, run.series(name), where="post", lw=3, color=colour, label=f"{name}() alive")
+    if connections:
+        ax.step(times, run.series("connections"), where="post", lw=2, ls="--", color="#555555",
+                label="connections uvicorn holds")
+    top = max([1] + [run.peak(n) for n in run.watched] + ([run.peak("connections")] if connections else []))
+    ax.set_ylim(-0.5, top * 1.35 + 1)
+    for i, event in enumerate(run.events):
+        ax.axvline(event.t, color="#777777", lw=1.2, ls=":")
+        ax.annotate(event.label, (event.t, top * (1.3 - 0.09 * (i % 3)) + 0.5), fontsize=FONT_SIZE - 3,
+                    xytext=(4, 0), textcoords="offset points", va="top")
+    if times:
+        ax.set_xlim(0, max(times[-1], 0.5))
+    ax.legend(fontsize=FONT_SIZE - 3, loc="center right", framealpha=0.9)
+    _style_axes(ax, run.title)
+
+
+def run_figure(run: Run) -> Figure:
+    fig = Figure(figsize=(11, 5), layout="constrained")
+    draw_run(fig.add_subplot(), run)
+    return fig
+
+
+def compare_figure(runs: Sequence[Run]) -> Figure:
+    """Runs side by side on one figure, with a shared y axis: before and after, or one per backend."""
+    fig = Figure(figsize=(6 * len(runs), 5), layout="constrained")
+    axes = fig.subplots(1, len(runs), sharey=True, squeeze=False)[0]
+    for ax, run in zip(axes, runs):
+        draw_run(ax, run)
+    top = max(ax.get_ylim()[1] for ax in axes)
+    for ax in axes:
+        ax.set_ylim(-0.5, top)
+    return fig
+
+
+def png(fig: Figure, dpi: int = 80) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+class LiveImage:
+    """A display slot in the notebook that can be replaced in place; silent outside IPython."""
+
+    def __init__(self) -> None:
+        self._handle = None
+        self.frames = 0
+
+    def show(self, fig: Figure) -> None:
+        from IPython import get_ipython
+        from IPython.display import Image, display
+
+        self.frames += 1
+        if get_ipython() is None:
+            return
+        image = Image(data=png(fig))
+        if self._handle is None:
+            self._handle = display(image, display_id=True)
+        else:
+            self._handle.update(image)
+
+
+def show(fig: Figure) -> None:
+    """Display a figure once (outside an experiment)."""
+    LiveImage().show(fig)

@@ -1,0 +1,90 @@
+"""What the in-kernel server logged: uvicorn's messages and asyncio's, kept for inspection.
+
+uvicorn writes tracebacks to stderr by default; twenty of them would bury a cell's output.
+The lab keeps the records instead, so a notebook can count them and show one on purpose.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections import Counter
+
+LOGGERS = ("uvicorn", "asyncio")  # uvicorn.error and uvicorn.access propagate to "uvicorn"
+
+
+class ServerLog(logging.Handler):
+    """Collects the log records emitted on one thread (the server's)."""
+
+    def __init__(self, thread_id: int) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.thread_id = thread_id
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread == self.thread_id:
+            self.records.append(record)
+
+    def attach(self) -> None:
+        for name in LOGGERS:
+            logger = logging.getLogger(name)
+            logger.addHandler(self)
+            if logger.level == logging.NOTSET or logger.level > logging.INFO:
+                logger.setLevel(logging.INFO)
+
+    def detach(self) -> None:
+        for name in LOGGERS:
+            logging.getLogger(name).removeHandler(self)
+
+    def clear(self) -> None:
+        self.records.clear()
+
+    def errors(self) -> list[logging.LogRecord]:
+        return [r for r in self.records if r.levelno >= logging.ERROR]
+
+    def exception_types(self) -> Counter[str]:
+        """Exception class names attached to error records, e.g. ``{'WebSocketDisconnect': 5}``."""
+        return Counter(type(r.exc_info[1]).__name__ for r in self.errors() if r.exc_info and r.exc_info[1])
+
+    def exceptions(self) -> list[BaseException]:
+        return [r.exc_info[1] for r in self.errors() if r.exc_info and r.exc_info[1]]
+
+    def messages(self, level: int = logging.ERROR) -> Counter[str]:
+        return Counter(r.getMessage() for r in self.records if r.levelno >= level)
+
+    def summary(self) -> str:
+        lines = [f"{count:4d} x {level} {message}" for (level, message), count in Counter(
+            (r.levelname, r.getMessage()) for r in self.records if r.levelno >= logging.WARNING
+        ).most_common()]
+        return "\n".join(lines) if lines else "(no warnings or errors logged)"
+
+    def chain(self, index: int = 0) -> list[str]:
+        """The exception of the ``index``-th error record and the ones it was raised from, innermost first."""
+        errors = self.exceptions()
+        if not errors:
+            return []
+        links: list[str] = []
+        error: BaseException | None = errors[index]
+        while error is not None and len(links) < 10:
+            links.append(f"{type(error).__module__}.{type(error).__qualname__}({_args(error)})")
+            error = error.__cause__ or error.__context__
+        return links[::-1]
+
+    def traceback(self, index: int = 0) -> str:
+        """The formatted traceback of the ``index``-th error record that carries one."""
+        with_tb = [r for r in self.errors() if r.exc_info and r.exc_info[1]]
+        if not with_tb:
+            return "(no traceback logged)"
+        record = with_tb[index]
+        assert record.exc_info is not None
+        _, error, tb = record.exc_info
+        return f"{record.levelname}: {record.getMessage()}\n" + "".join(
+            traceback.format_exception(type(error), error, tb)
+        )
+
+
+def _args(error: BaseException) -> str:
+    code = getattr(error, "code", None)
+    if code is not None:
+        return f"code={code}"
+    return ", ".join(repr(a) for a in error.args)

@@ -1,0 +1,78 @@
+"""Running notebook code in a real Jupyter kernel, as a learner's JupyterLab would."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import nbformat
+from jupyter_client.blocking.client import BlockingKernelClient
+from jupyter_client.manager import KernelManager
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+
+SNAPSHOT = """
+import asyncio, json, threading, psutil
+from helpers import clients, server as lab_server
+print(json.dumps({
+    "threads": sorted(t.name for t in threading.enumerate()),
+    "fds": psutil.Process().num_fds(),
+    "kernel_tasks": len(asyncio.all_tasks()),
+    "open_clients": clients.open_clients(),
+    "lab_server_running": lab_server.current() is not None and lab_server.current().running,
+    "listening": sorted([c.laddr.ip, c.laddr.port] for c in psutil.Process().net_connections("inet") if c.status == "LISTEN"),
+}))
+"""
+
+
+def notebook_paths() -> list[Path]:
+    return sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+
+
+def code_cells(path: Path) -> list[str]:
+    return [cell.source for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code"]
+
+
+class Kernel:
+    def __init__(self, client: BlockingKernelClient, manager: KernelManager) -> None:
+        self.client = client
+        self.manager = manager
+
+    def run(self, code: str, timeout: float = 60.0) -> tuple[dict[str, Any], str]:
+        """Execute one cell; return the reply content and everything it printed."""
+        printed: list[str] = []
+
+        def keep(message: dict[str, Any]) -> None:
+            content = message["content"]
+            if message["msg_type"] == "stream":
+                printed.append(content["text"])
+            elif message["msg_type"] == "error":
+                printed.append("\n".join(content["traceback"]))
+
+        reply = self.client.execute_interactive(code, timeout=timeout, output_hook=keep)
+        return reply["content"], "".join(printed)
+
+    def run_ok(self, code: str, timeout: float = 60.0) -> str:
+        content, printed = self.run(code, timeout)
+        assert content["status"] == "ok", printed
+        return printed
+
+    def snapshot(self) -> dict[str, Any]:
+        return json.loads(self.run_ok(SNAPSHOT).strip().splitlines()[-1])
+
+
+@contextmanager
+def kernel(cwd: Path = NOTEBOOKS) -> Iterator[Kernel]:
+    manager = KernelManager(kernel_name="python3")
+    manager.start_kernel(cwd=str(cwd))
+    client = manager.blocking_client()
+    client.start_channels()
+    try:
+        client.wait_for_ready(timeout=60)
+        yield Kernel(client, manager)
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)

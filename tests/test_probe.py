@@ -1,0 +1,47 @@
+import time
+
+from helpers import clients
+from helpers.probe import Probe
+from helpers.server import serve
+from tests import endpoints
+from tests.conftest import eventually
+
+
+def test_the_probe_finds_a_handler_deep_in_the_await_chain():
+    server = serve(endpoints.app)
+    probe = Probe(server, {"stuck": endpoints.stuck, "inner_wait": endpoints.inner_wait})
+    clients.connect(server.url("/stuck"), 4)
+    assert eventually(lambda: probe.alive() == {"stuck": 4, "inner_wait": 4})
+
+
+def test_the_probe_finds_a_watched_function_running_in_a_task_of_its_own():
+    server = serve(endpoints.app)
+    endpoints.orphans.clear()
+    probe = Probe(server, {"spawner": endpoints.spawner, "inner_wait": endpoints.inner_wait})
+    group = clients.connect(server.url("/spawner"), 3)
+    assert eventually(lambda: probe.alive() == {"spawner": 3, "inner_wait": 3})
+    clients.leave(group, "clean")
+    assert eventually(lambda: probe.alive() == {"spawner": 0, "inner_wait": 3})
+
+
+def test_a_sample_counts_connections_extra_tasks_and_file_descriptors():
+    server = serve(endpoints.app)
+    probe = Probe(server, endpoints.stuck)
+    idle = probe.sample()
+    clients.connect(server.url("/stuck"), 5)
+    assert eventually(lambda: probe.sample().alive["stuck"] == 5)
+    busy = probe.sample()
+    assert busy.connections == idle.connections + 5
+    assert busy.extra_tasks >= idle.extra_tasks + 5
+    assert busy.fds >= idle.fds + 10  # each connection holds a server and a client socket
+
+
+def test_sampling_is_cheap_enough_for_twenty_samples_a_second_with_a_hundred_handlers():
+    server = serve(endpoints.app)
+    probe = Probe(server, endpoints.stuck)
+    clients.connect(server.url("/stuck"), 100)
+    assert eventually(lambda: probe.alive()["stuck"] == 100)
+    start = time.monotonic()
+    for _ in range(20):
+        probe.sample()
+    assert time.monotonic() - start < 1.0
