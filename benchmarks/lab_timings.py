@@ -1,6 +1,6 @@
 """Print how long the lab makes a learner wait: each notebook headless, and kernel start to first live frame.
 
-    .venv/bin/python benchmarks/lab_timings.py
+    .venv/bin/python -m benchmarks.lab_timings      (from the repository's root)
 
 Figures, not a test: nothing here asserts a time.
 """

@@ -44,13 +44,14 @@ class Experiment:
         watch: Mapping[str, Callable[..., Any]] | Callable[..., Any],
         *,
         title: str = "",
+        gauges: Mapping[str, Callable[[], int]] | None = None,
         live: bool = True,
     ) -> None:
         if not server.running:
             raise LabError("The server given to the experiment is stopped; start one with serve().")
         self.server = server
-        self.probe = Probe(server, watch)
-        self.run = Run(title=title, watched=list(self.probe.codes))
+        self.probe = Probe(server, watch, gauges)
+        self.run = Run(title=title, watched=list(self.probe.codes), gauges=list(self.probe.gauges))
         self.live = LiveImage() if live else None
         self._stop = threading.Event()
         self._sampler = threading.Thread(target=self._sample_forever, name="lab-sampler", daemon=True)

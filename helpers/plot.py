@@ -8,6 +8,7 @@ nothing depends on the matplotlib backend the kernel happens to use.
 from __future__ import annotations
 
 import io
+import textwrap
 from collections.abc import Sequence
 
 from matplotlib.axes import Axes
@@ -21,7 +22,8 @@ FONT_SIZE = 14
 
 
 def _style_axes(ax: Axes, title: str) -> None:
-    ax.set_title(title, fontsize=FONT_SIZE + 2, loc="left")
+    width = ax.get_figure().get_size_inches()[0] / len(ax.get_figure().axes)
+    ax.set_title(textwrap.fill(title, int(width * 5)), fontsize=FONT_SIZE + 1, loc="left")
     ax.set_xlabel("time since start (s)", fontsize=FONT_SIZE)
     ax.set_ylabel("count", fontsize=FONT_SIZE)
     ax.tick_params(labelsize=FONT_SIZE - 2)
@@ -33,10 +35,12 @@ def draw_run(ax: Axes, run: Run, *, connections: bool = True) -> None:
     times = run.times()
     for colour, name in zip(PALETTE, run.watched):
         ax.step(times, run.series(name), where="post", lw=3, color=colour, label=f"{name}() alive")
+    for colour, name in zip(PALETTE[len(run.watched):], run.gauges):
+        ax.step(times, run.series(name), where="post", lw=2.5, ls="-.", color=colour, label=name)
     if connections:
         ax.step(times, run.series("connections"), where="post", lw=2, ls="--", color="#555555",
                 label="connections uvicorn holds")
-    top = max([1] + [run.peak(n) for n in run.watched] + ([run.peak("connections")] if connections else []))
+    top = max([1] + [run.peak(n) for n in [*run.watched, *run.gauges]] + ([run.peak("connections")] if connections else []))
     ax.set_ylim(-0.5, top * 1.35 + 1)
     for i, event in enumerate(run.events):
         ax.axvline(event.t, color="#777777", lw=1.2, ls=":")

@@ -41,13 +41,21 @@ class Sample:
     t: float
     alive: Mapping[str, int]
     """Live coroutines of each watched function."""
+    gauges: Mapping[str, int]
+    """Values of the experiment's own gauges, e.g. the size of a registry of subscribers."""
     extra_tasks: int
     connections: int
     fds: int
 
 
 class Probe:
-    def __init__(self, server: LabServer, watch: Mapping[str, Callable[..., Any]] | Callable[..., Any]) -> None:
+    def __init__(
+        self,
+        server: LabServer,
+        watch: Mapping[str, Callable[..., Any]] | Callable[..., Any],
+        gauges: Mapping[str, Callable[[], int]] | None = None,
+    ) -> None:
+        self.gauges = dict(gauges or {})
         if callable(watch):
             watch = {watch.__name__: watch}
         self.server = server
@@ -86,6 +94,7 @@ class Probe:
         return Sample(
             t=time.monotonic() - t0,
             alive=self.alive(),
+            gauges={name: int(read()) for name, read in self.gauges.items()},
             extra_tasks=self.server.extra_tasks(),
             connections=self.server.connections(),
             fds=self._process.num_fds(),

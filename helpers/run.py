@@ -21,6 +21,7 @@ class Event:
 class Run:
     title: str
     watched: Sequence[str]
+    gauges: Sequence[str] = ()
     samples: list[Sample] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     records: list[logging.LogRecord] = field(default_factory=list)
@@ -33,6 +34,8 @@ class Run:
         """A watched function's live count, or ``connections``, ``extra_tasks``, ``fds``."""
         if name in self.watched:
             return [s.alive[name] for s in self.samples]
+        if name in self.gauges:
+            return [s.gauges[name] for s in self.samples]
         return [getattr(s, name) for s in self.samples]
 
     def at(self, name: str, t: float) -> int:

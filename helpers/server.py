@@ -19,7 +19,8 @@ import importlib.util
 import socket
 import time
 from dataclasses import dataclass
-from typing import Any, Literal
+from collections.abc import Coroutine
+from typing import Any, Literal, TypeVar
 
 import uvicorn
 
@@ -28,6 +29,7 @@ from helpers.loopthread import LoopThread
 from helpers.routes import ASGIApp, check_websocket_path, load_app
 from helpers.serverlog import ServerLog
 
+T = TypeVar("T")
 HOST = "127.0.0.1"
 CANCELLED_MESSAGE = "Cancel %s running task(s), timeout graceful shutdown exceeded"  # uvicorn's own count
 Backend = Literal["websockets-sansio", "wsproto", "websockets"]
@@ -100,6 +102,10 @@ class LabServer:
                 self.stop()
                 raise LabError(f"The server did not start within {timeout:.0f} s.")
             time.sleep(0.005)
+
+    def run_in_loop(self, coro: Coroutine[Any, Any, T], timeout: float = 5.0) -> T:
+        """Run a coroutine on the server's loop (where the app's queues and events live) and return its result."""
+        return self.thread.call(coro, timeout)
 
     # What the probe and the notebooks read.
 
