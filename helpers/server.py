@@ -210,7 +210,7 @@ def serve(
 
     ``ping_interval``/``ping_timeout`` are uvicorn's keepalive settings (its defaults: 20 s and
     20 s; ``None`` turns pings off). ``shutdown_timeout`` bounds how long ``stop()`` waits for
-    handlers before cancelling them.
+    handlers before cancelling them. The app's lifespan (startup and shutdown events) is not run.
     """
     global _current
     _check_backend(ws)
