@@ -57,6 +57,10 @@ class Client:
     def close_code(self) -> int | None:
         return self.connection.close_code
 
+    def send_text(self, text: str) -> None:
+        """Send one text message from this client, and wait until it is written."""
+        _client_loop().call(self.connection.send(text), 5.0)
+
     def unread_bytes(self) -> int:
         """Bytes the server sent that wait, unread, in this client's socket buffer."""
         sock = self.connection.transport.get_extra_info("socket")

@@ -71,6 +71,15 @@ class Run:
         later = [e.log_mark for e in self.events if e.t > start.t]
         return self.records[start.log_mark:(later[0] if later else len(self.records))]
 
+    def exception_types(self) -> dict[str, int]:
+        """Exceptions the server logged during the run, by class name."""
+        counts: dict[str, int] = {}
+        for record in self.records:
+            if record.exc_info and record.exc_info[1] is not None:
+                name = type(record.exc_info[1]).__name__
+                counts[name] = counts.get(name, 0) + 1
+        return counts
+
     def ended_after(self, name: str, label_start: str) -> int:
         """How many fewer ``name`` were alive at the end of an event's window than just before it."""
         start, end = self.window(label_start)

@@ -18,6 +18,7 @@ import errno
 import importlib.util
 import socket
 import time
+import warnings
 from dataclasses import dataclass
 from collections.abc import Coroutine
 from typing import Any, Literal, TypeVar
@@ -81,6 +82,10 @@ class LabServer:
             timeout_graceful_shutdown=shutdown_timeout,
         )
         self.uvicorn = uvicorn.Server(self.config)
+        with warnings.catch_warnings():
+            # The deprecated `websockets` backend is compared on purpose; the notebooks say it is deprecated.
+            warnings.filterwarnings("ignore", message="The `websockets` implementation is deprecated")
+            self.config.load()
         self.thread = LoopThread(f"lab-server-{self.port}")
         assert self.thread.ident is not None
         self.log = ServerLog(self.thread.ident)
@@ -132,6 +137,14 @@ class LabServer:
     def extra_tasks(self) -> int:
         """Tasks on the server's loop beyond the idle server's own."""
         return max(0, len(self.thread.tasks()) - self.baseline_tasks)
+
+    def cpu_seconds(self) -> float:
+        """CPU time the server's thread has used so far (read on that thread: ``time.thread_time``)."""
+
+        async def read() -> float:
+            return time.thread_time()
+
+        return self.run_in_loop(read(), timeout=2.0)
 
     def listening_addresses(self) -> list[tuple[str, int]]:
         return [s.getsockname()[:2] for server in getattr(self.uvicorn, "servers", []) for s in server.sockets]

@@ -6,26 +6,41 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from helpers.apps import seed
+from helpers.apps import leaks, seed
 from tests.notebook_kernel import NOTEBOOKS, code_cells, notebook_paths
 
-BUDGET_SECONDS = 30
+from helpers import timemachine
+
+FOUNDATION_BUDGET = 30  # seconds, for 00 and 01
+LESSON_BUDGET = 45
+FIRST_BUILD_ALLOWANCE = 120  # the time machine's first install of its historical stacks
+
+
+def budget(path: Path) -> float:
+    if path.stem in ("00_start_here", "01_predict"):
+        return FOUNDATION_BUDGET
+    if path.stem == "02_reproduce" and not all(map(timemachine.is_cached, timemachine.STACKS)):
+        return LESSON_BUDGET + FIRST_BUILD_ALLOWANCE
+    return LESSON_BUDGET
 
 
 def test_there_are_notebooks_to_test():
-    assert [p.name for p in notebook_paths()][:2] == ["00_start_here.ipynb", "01_predict.ipynb"]
+    assert [p.name for p in notebook_paths()][:4] == [
+        "00_start_here.ipynb", "01_predict.ipynb", "02_reproduce.ipynb", "03_real_leaks.ipynb",
+    ]
 
 
 @pytest.mark.parametrize("path", notebook_paths(), ids=lambda p: p.stem)
 def test_the_notebook_runs_top_to_bottom_in_a_fresh_kernel_within_budget(path: Path):
     notebook = nbformat.read(path, as_version=4)
-    client = NotebookClient(notebook, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}})
+    client = NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}})
+    allowed = budget(path)
     start = time.monotonic()
     client.execute()
     took = time.monotonic() - start
     errors = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors
-    assert took < BUDGET_SECONDS, f"{path.name} took {took:.1f} s"
+    assert took < allowed, f"{path.name} took {took:.1f} s (budget {allowed:.0f} s)"
 
 
 @pytest.mark.parametrize("path", notebook_paths(), ids=lambda p: p.stem)
@@ -42,14 +57,21 @@ def test_the_notebook_opens_with_objectives_and_time_and_closes_with_a_takeaway(
     assert any("## Takeaway" in c.source for c in cells[-2:])
 
 
-def _function_source(text: str, name: str) -> str:
-    match = re.search(rf"^(async def {name}\(.*?)(?=^\S|\Z)", text, re.S | re.M)
+def _definition(text: str, name: str) -> str:
+    match = re.search(rf"^((?:async def|def|class) {name}\b.*?)(?=^\S|\Z)", text, re.S | re.M)
     assert match, name
     return match.group(1).strip()
 
 
-@pytest.mark.parametrize("name", ["get_metrics", "get_metrics_fixed"])
-def test_the_seed_endpoints_shown_in_01_are_the_ones_the_tests_use(name):
-    notebook = "\n".join(code_cells(NOTEBOOKS / "01_predict.ipynb"))
-    module = Path(seed.__file__).read_text()
-    assert _function_source(notebook, name) == _function_source(module, name)
+IN_STEP = [
+    ("01_predict", seed, name) for name in ("get_metrics", "get_metrics_fixed")
+] + [
+    ("03_real_leaks", leaks, name)
+    for name in ("prices", "publish", "heartbeat", "keep_warm", "alerts", "chat", "ConnectionManager", "room", "stubborn")
+]
+
+
+@pytest.mark.parametrize(("notebook", "module", "name"), IN_STEP, ids=lambda v: getattr(v, "__name__", v))
+def test_the_endpoints_a_notebook_shows_are_the_ones_helpers_apps_holds(notebook, module, name):
+    shown = "\n".join(code_cells(NOTEBOOKS / f"{notebook}.ipynb"))
+    assert _definition(shown, name) == _definition(Path(module.__file__).read_text(), name)
