@@ -31,7 +31,12 @@ def _style_axes(ax: Axes, title: str) -> None:
     ax.spines[["top", "right"]].set_visible(False)
 
 
-def draw_run(ax: Axes, run: Run, *, connections: bool = True) -> None:
+def _peak(run: Run, connections: bool = True) -> int:
+    names = [*run.watched, *run.gauges] + (["connections"] if connections else [])
+    return max([1] + [run.peak(name) for name in names])
+
+
+def draw_run(ax: Axes, run: Run, *, connections: bool = True, top: int | None = None) -> None:
     times = run.times()
     for colour, name in zip(PALETTE, run.watched):
         ax.step(times, run.series(name), where="post", lw=3, color=colour, label=f"{name}() alive")
@@ -40,7 +45,7 @@ def draw_run(ax: Axes, run: Run, *, connections: bool = True) -> None:
     if connections:
         ax.step(times, run.series("connections"), where="post", lw=2, ls="--", color="#555555",
                 label="connections uvicorn holds")
-    top = max([1] + [run.peak(n) for n in [*run.watched, *run.gauges]] + ([run.peak("connections")] if connections else []))
+    top = top if top is not None else _peak(run, connections)
     ax.set_ylim(-0.5, top * 1.35 + 1)
     for i, event in enumerate(run.events):
         ax.axvline(event.t, color="#777777", lw=1.2, ls=":")
@@ -62,11 +67,9 @@ def compare_figure(runs: Sequence[Run]) -> Figure:
     """Runs side by side on one figure, with a shared y axis: before and after, or one per backend."""
     fig = Figure(figsize=(6 * len(runs), 5), layout="constrained")
     axes = fig.subplots(1, len(runs), sharey=True, squeeze=False)[0]
+    top = max(_peak(run) for run in runs)
     for ax, run in zip(axes, runs):
-        draw_run(ax, run)
-    top = max(ax.get_ylim()[1] for ax in axes)
-    for ax in axes:
-        ax.set_ylim(-0.5, top)
+        draw_run(ax, run, top=top)
     return fig
 
 
