@@ -54,6 +54,11 @@ def websocket_paths(app: ASGIApp) -> list[str]:
 
 def check_websocket_path(app: ASGIApp, path: str) -> None:
     """Raise LabError unless ``path`` is served by one of the app's WebSocket routes."""
+    websocket_route(app, path)
+
+
+def websocket_route(app: ASGIApp, path: str) -> WebSocketRoute:
+    """The WebSocket route serving ``path``, or LabError saying why there is none."""
     if not path.startswith("/"):
         raise LabError(f"WebSocket path {path!r} should start with '/'.")
     bare = path.split("?", 1)[0]
@@ -62,7 +67,7 @@ def check_websocket_path(app: ASGIApp, path: str) -> None:
             continue
         rest = bare[len(prefix):] or "/"
         if isinstance(route, WebSocketRoute) and route.path_regex.match(rest):
-            return
+            return route
         if isinstance(route, Route) and route.path_regex.match(rest):
             raise LabError(
                 f"{path!r} is an HTTP route, not a WebSocket route; WebSocket routes: {_listing(app)}."

@@ -151,11 +151,16 @@ class LabServer:
 
     # Stopping.
 
-    def stop(self) -> StopReport:
-        """Shut down within about ``shutdown_timeout`` seconds, whatever the handlers are doing."""
+    def stop(self, *, force: bool = False) -> StopReport:
+        """Shut down within about ``shutdown_timeout`` seconds, whatever the handlers are doing.
+
+        ``force`` skips uvicorn's graceful wait: every handler still running is cancelled at once
+        (and counted among the other tasks).
+        """
         if self.stop_report is not None:
             return self.stop_report
         started = time.monotonic()
+        self.uvicorn.force_exit = force
         self.uvicorn.should_exit = True
         try:
             self._serving.result(self.shutdown_timeout + 2.0)

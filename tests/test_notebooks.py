@@ -6,7 +6,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from helpers.apps import leaks, seed
+from helpers.apps import fixed, leaks, seed
 from tests.notebook_kernel import NOTEBOOKS, code_cells, notebook_paths
 
 from helpers import timemachine
@@ -68,6 +68,10 @@ IN_STEP = [
 ] + [
     ("03_real_leaks", leaks, name)
     for name in ("prices", "publish", "heartbeat", "keep_warm", "alerts", "chat", "ConnectionManager", "room", "stubborn")
+] + [
+    ("04_the_fix", fixed, name)
+    for name in ("client_gone", "run_with_receiver", "broadcast", "prices", "forward", "beat", "heartbeat", "alerts",
+                 "chat", "room", "push_metrics", "stream")
 ]
 
 

@@ -1,0 +1,136 @@
+"""Endpoints a learner might write, for the leak checker's tests. Each says what it is."""
+
+import asyncio
+
+from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+
+app = FastAPI()
+
+# Leaking variants.
+never = asyncio.Event()
+
+
+@app.websocket("/event-waiter")
+async def event_waiter(websocket: WebSocket):
+    """Waits for a shutdown event that never comes; catches the disconnect it never sees."""
+    await websocket.accept()
+    try:
+        await never.wait()
+    except WebSocketDisconnect:
+        pass
+
+
+@app.websocket("/sleeper")
+async def sleeper(websocket: WebSocket):
+    """'Keeps the socket open' by sleeping."""
+    await websocket.accept()
+    await asyncio.sleep(3600)
+
+
+sessions: dict[int, WebSocket] = {}
+
+
+@app.websocket("/dict-registry")
+async def dict_registry(websocket: WebSocket):
+    """Registers by id, forgets to unregister."""
+    await websocket.accept()
+    sessions[id(websocket)] = websocket
+    try:
+        while True:
+            await websocket.receive_text()
+    except WebSocketDisconnect:
+        pass
+
+
+pumps: list[asyncio.Task] = []
+feed: asyncio.Queue = asyncio.Queue()
+
+
+async def pump(websocket: WebSocket) -> None:
+    while True:
+        await websocket.send_text(await feed.get())
+
+
+@app.websocket("/ensure-future-orphan")
+async def ensure_future_orphan(websocket: WebSocket):
+    """A pump started with ensure_future and never cancelled."""
+    await websocket.accept()
+    pumps.append(asyncio.ensure_future(pump(websocket)))
+    try:
+        async for _ in websocket.iter_text():
+            pass
+    except WebSocketDisconnect:
+        pass
+
+
+@app.websocket("/retry-receive")
+async def retry_receive(websocket: WebSocket):
+    """Retries a failed receive forever."""
+    await websocket.accept()
+    while True:
+        try:
+            await websocket.receive_text()
+        except Exception:
+            await asyncio.sleep(0.05)
+
+
+# Noisy variants: nothing survives, but disconnects raise unhandled exceptions.
+@app.websocket("/receive-no-try")
+async def receive_no_try(websocket: WebSocket):
+    await websocket.accept()
+    while True:
+        await websocket.receive_text()
+
+
+@app.websocket("/send-no-try")
+async def send_no_try(websocket: WebSocket):
+    await websocket.accept()
+    while True:
+        await websocket.send_text("tick")
+        await asyncio.sleep(0.05)
+
+
+# Clean variants.
+@app.websocket("/echo")
+async def echo(websocket: WebSocket):
+    await websocket.accept()
+    async for text in websocket.iter_text():
+        await websocket.send_text(text)
+
+
+@app.websocket("/receive-with-except")
+async def receive_with_except(websocket: WebSocket):
+    await websocket.accept()
+    try:
+        while True:
+            await websocket.receive_text()
+    except WebSocketDisconnect:
+        pass
+
+
+@app.websocket("/closes-itself")
+async def closes_itself(websocket: WebSocket):
+    await websocket.accept()
+    await websocket.close()
+
+
+@app.websocket("/sender-with-watcher")
+async def sender_with_watcher(websocket: WebSocket):
+    """A sender cancelled by a receive watcher, written with create_task and finally."""
+    await websocket.accept()
+
+    async def send_forever() -> None:
+        while True:
+            await websocket.send_text("tick")
+            await asyncio.sleep(0.05)
+
+    sender = asyncio.create_task(send_forever())
+    try:
+        async for _ in websocket.iter_text():
+            pass
+    finally:
+        sender.cancel()
+        try:
+            await sender
+        except (asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
+            pass
