@@ -1,3 +1,4 @@
+import functools
 import re
 import time
 from pathlib import Path
@@ -25,22 +26,58 @@ def budget(path: Path) -> float:
 
 
 def test_there_are_notebooks_to_test():
-    assert [p.name for p in notebook_paths()][:5] == [
+    assert [p.name for p in notebook_paths()][:7] == [
         "00_start_here.ipynb", "01_predict.ipynb", "02_reproduce.ipynb", "03_real_leaks.ipynb", "04_the_fix.ipynb",
+        "05_exercises.ipynb", "05_solutions.ipynb",
     ]
 
 
-@pytest.mark.parametrize("path", notebook_paths(), ids=lambda p: p.stem)
-def test_the_notebook_runs_top_to_bottom_in_a_fresh_kernel_within_budget(path: Path):
+@functools.cache
+def executed(path: Path) -> tuple[nbformat.NotebookNode, float, float]:
+    """The notebook run top to bottom in a fresh kernel, with its time and its budget (run once per session)."""
     notebook = nbformat.read(path, as_version=4)
     client = NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}})
     allowed = budget(path)
     start = time.monotonic()
     client.execute()
-    took = time.monotonic() - start
+    return notebook, time.monotonic() - start, allowed
+
+
+@pytest.mark.parametrize("path", notebook_paths(), ids=lambda p: p.stem)
+def test_the_notebook_runs_top_to_bottom_in_a_fresh_kernel_within_budget(path: Path):
+    notebook, took, allowed = executed(path)
     errors = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors
     assert took < allowed, f"{path.name} took {took:.1f} s (budget {allowed:.0f} s)"
+
+
+def check_outputs(path: Path) -> list[str]:
+    notebook, _, _ = executed(path)
+    return [
+        output["data"]["text/markdown"]
+        for cell in notebook.cells if cell.cell_type == "code" and cell.source.startswith("check_exercise(")
+        for output in cell.outputs if "text/markdown" in output.get("data", {})
+    ]
+
+
+def test_every_exercise_check_rejects_the_starting_code_with_a_hint():
+    feedback = check_outputs(NOTEBOOKS / "05_exercises.ipynb")
+    assert len(feedback) == 4
+    assert all(text.startswith(("Not yet", "Almost")) and "Hint: " in text and "notebook 03" in text for text in feedback)
+
+
+def test_every_exercise_check_accepts_the_solution():
+    feedback = check_outputs(NOTEBOOKS / "05_solutions.ipynb")
+    assert len(feedback) == 4
+    assert all(text.startswith("Passed") for text in feedback), feedback
+
+
+def test_exercises_and_solutions_differ_only_in_the_exercise_cells():
+    exercises = nbformat.read(NOTEBOOKS / "05_exercises.ipynb", as_version=4).cells
+    solutions = nbformat.read(NOTEBOOKS / "05_solutions.ipynb", as_version=4).cells
+    assert len(exercises) == len(solutions)
+    differing = [e.source.splitlines()[0] for e, s in zip(exercises[1:], solutions[1:]) if e.source != s.source]
+    assert differing == ["# EXERCISE 1", "# EXERCISE 2", "# EXERCISE 3", "# EXERCISE 4"]
 
 
 @pytest.mark.parametrize("path", notebook_paths(), ids=lambda p: p.stem)
