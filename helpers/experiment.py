@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
 from helpers import clients as lab_clients
 from helpers.clients import Client, ClientGroup, Leave
 from helpers.errors import LabError
-from helpers.plot import LiveImage, run_figure
+from helpers.plot import LiveImage, Panel, run_figure
 from helpers.probe import Probe
 from helpers.run import Event, Run
 from helpers.server import LabServer
@@ -44,7 +44,8 @@ class Experiment:
         watch: Mapping[str, Callable[..., Any]] | Callable[..., Any],
         *,
         title: str = "",
-        gauges: Mapping[str, Callable[[], int]] | None = None,
+        gauges: Mapping[str, Callable[[], float]] | None = None,
+        panels: Sequence[Panel] | None = None,
         live: bool = True,
     ) -> None:
         if not server.running:
@@ -53,6 +54,7 @@ class Experiment:
         self.probe = Probe(server, watch, gauges)
         self.run = Run(title=title, watched=list(self.probe.codes), gauges=list(self.probe.gauges))
         self.live = LiveImage() if live else None
+        self.panels = panels
         self._stop = threading.Event()
         self._sampler = threading.Thread(target=self._sample_forever, name="lab-sampler", daemon=True)
         self._t0 = 0.0
@@ -96,7 +98,7 @@ class Experiment:
 
     def _draw(self) -> None:
         if self.live is not None:
-            self.live.show(run_figure(self.run))
+            self.live.show(run_figure(self.run.snapshot(), self.panels))
         self._last_draw = time.monotonic()
 
     # What a notebook calls.
@@ -108,14 +110,16 @@ class Experiment:
     def mark(self, label: str) -> None:
         self.run.events.append(Event(self.now, label, len(self.server.log.records)))
 
-    def connect(self, path: str, n: int = 1) -> ClientGroup:
+    def connect(self, path: str, n: int = 1, *, mark: bool = True) -> ClientGroup:
         group = lab_clients.connect(self.server.url(path), n)
-        self.mark(f"{n} connected")
+        if mark:
+            self.mark(f"{n} connected")
         return group
 
-    def leave(self, group: Client | Iterable[Client], how: Leave, label: str | None = None) -> None:
+    def leave(self, group: Client | Iterable[Client], how: Leave, label: str | None = None, *, mark: bool = True) -> None:
         chosen = [group] if isinstance(group, Client) else list(group)
-        self.mark(label or f"{len(chosen)} left: {how}")  # before leaving: the server may react at once
+        if mark:
+            self.mark(label or f"{len(chosen)} left: {how}")  # before leaving: the server may react at once
         lab_clients.leave(chosen, how)
 
     def wait(self, seconds: float) -> None:

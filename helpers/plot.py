@@ -57,9 +57,49 @@ def draw_run(ax: Axes, run: Run, *, connections: bool = True, top: int | None = 
     _style_axes(ax, run.title)
 
 
-def run_figure(run: Run) -> Figure:
-    fig = Figure(figsize=(11, 5), layout="constrained")
-    draw_run(fig.add_subplot(), run)
+Panel = tuple[str, Sequence[str]]
+"""A y-axis label and the series drawn on that axis (watched functions, gauges, or probe fields)."""
+
+MAX_LABELLED_EVENTS = 8
+
+
+def draw_panel(ax: Axes, run: Run, panel: Panel, colours: Sequence[str], *, labels: bool) -> None:
+    ylabel, names = panel
+    times = run.times()
+    for colour, name in zip(colours, names):
+        label = f"{name}() alive" if name in run.watched else name
+        ax.step(times, run.series(name), where="post", lw=2.5, color=colour, label=label)
+    top = max([1e-9] + [max(run.series(name)) for name in names])
+    ax.set_ylim(0, top * 1.3)
+    for event in run.events:
+        ax.axvline(event.t, color="#999999", lw=1, ls=":")
+    if labels and len(run.events) <= MAX_LABELLED_EVENTS:
+        for i, event in enumerate(run.events):
+            ax.annotate(event.label, (event.t, top * (1.25 - 0.08 * (i % 3))), fontsize=FONT_SIZE - 3,
+                        xytext=(4, 0), textcoords="offset points", va="top")
+    if times:
+        ax.set_xlim(0, max(times[-1], 0.5))
+    ax.set_ylabel(ylabel, fontsize=FONT_SIZE - 1)
+    ax.tick_params(labelsize=FONT_SIZE - 2)
+    ax.grid(alpha=0.3)
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.legend(fontsize=FONT_SIZE - 4, loc="upper left", framealpha=0.9)
+
+
+def run_figure(run: Run, panels: Sequence[Panel] | None = None) -> Figure:
+    """The run as one chart, or as stacked panels sharing the time axis (for series of different units)."""
+    if not panels:
+        fig = Figure(figsize=(11, 5), layout="constrained")
+        draw_run(fig.add_subplot(), run)
+        return fig
+    fig = Figure(figsize=(11, 2.6 * len(panels) + 0.6), layout="constrained")
+    axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
+    used = 0
+    for i, (ax, panel) in enumerate(zip(axes, panels)):
+        draw_panel(ax, run, panel, PALETTE[used:] + PALETTE[:used], labels=i == 0)
+        used = (used + len(panel[1])) % len(PALETTE)
+    axes[0].set_title(run.title, fontsize=FONT_SIZE + 1, loc="left")
+    axes[-1].set_xlabel("time since start (s)", fontsize=FONT_SIZE)
     return fig
 
 

@@ -41,7 +41,7 @@ class Sample:
     t: float
     alive: Mapping[str, int]
     """Live coroutines of each watched function."""
-    gauges: Mapping[str, int]
+    gauges: Mapping[str, float]
     """Values of the experiment's own gauges, e.g. the size of a registry of subscribers."""
     extra_tasks: int
     connections: int
@@ -53,7 +53,7 @@ class Probe:
         self,
         server: LabServer,
         watch: Mapping[str, Callable[..., Any]] | Callable[..., Any],
-        gauges: Mapping[str, Callable[[], int]] | None = None,
+        gauges: Mapping[str, Callable[[], float]] | None = None,
     ) -> None:
         self.gauges = dict(gauges or {})
         if callable(watch):
@@ -94,7 +94,7 @@ class Probe:
         return Sample(
             t=time.monotonic() - t0,
             alive=self.alive(),
-            gauges={name: int(read()) for name, read in self.gauges.items()},
+            gauges={name: read() for name, read in self.gauges.items()},
             extra_tasks=self.server.extra_tasks(),
             connections=self.server.connections(),
             fds=self._process.num_fds(),

@@ -27,10 +27,14 @@ class Run:
     records: list[logging.LogRecord] = field(default_factory=list)
     """The server's log records up to the end of the run."""
 
+    def snapshot(self) -> Run:
+        """A copy that stays still while the sampler thread keeps appending to this run."""
+        return Run(self.title, list(self.watched), list(self.gauges), list(self.samples), list(self.events), list(self.records))
+
     def times(self) -> list[float]:
         return [s.t for s in self.samples]
 
-    def series(self, name: str) -> list[int]:
+    def series(self, name: str) -> list[float]:
         """A watched function's live count, or ``connections``, ``extra_tasks``, ``fds``."""
         if name in self.watched:
             return [s.alive[name] for s in self.samples]
@@ -38,7 +42,7 @@ class Run:
             return [s.gauges[name] for s in self.samples]
         return [getattr(s, name) for s in self.samples]
 
-    def at(self, name: str, t: float) -> int:
+    def at(self, name: str, t: float) -> float:
         """The value of the last sample taken at or before ``t``."""
         value = self.series(name)[0]
         for sample_t, sample_value in zip(self.times(), self.series(name)):
@@ -47,10 +51,10 @@ class Run:
             value = sample_value
         return value
 
-    def final(self, name: str) -> int:
+    def final(self, name: str) -> float:
         return self.series(name)[-1]
 
-    def peak(self, name: str) -> int:
+    def peak(self, name: str) -> float:
         return max(self.series(name))
 
     def event(self, label_start: str) -> Event:
@@ -80,7 +84,7 @@ class Run:
                 counts[name] = counts.get(name, 0) + 1
         return counts
 
-    def ended_after(self, name: str, label_start: str) -> int:
+    def ended_after(self, name: str, label_start: str) -> float:
         """How many fewer ``name`` were alive at the end of an event's window than just before it."""
         start, end = self.window(label_start)
         return self.at(name, start - 1e-9) - self.at(name, end - 1e-9)

@@ -62,6 +62,7 @@ class LabServer:
         ping_timeout: float | None,
         shutdown_timeout: float,
         port: int,
+        lifespan: bool = False,
     ) -> None:
         self.app = app
         self.ws = ws
@@ -78,7 +79,7 @@ class LabServer:
             ws_ping_interval=ping_interval,
             ws_ping_timeout=ping_timeout,
             log_config=None,
-            lifespan="off",
+            lifespan="on" if lifespan else "off",
             timeout_graceful_shutdown=shutdown_timeout,
         )
         self.uvicorn = uvicorn.Server(self.config)
@@ -223,12 +224,14 @@ def serve(
     ping_timeout: float | None = 20.0,
     shutdown_timeout: float = 1.0,
     port: int = 0,
+    lifespan: bool = False,
 ) -> LabServer:
     """Start ``app`` on 127.0.0.1 (port 0: a free port), replacing the lab server already running.
 
     ``ping_interval``/``ping_timeout`` are uvicorn's keepalive settings (its defaults: 20 s and
     20 s; ``None`` turns pings off). ``shutdown_timeout`` bounds how long ``stop()`` waits for
-    handlers before cancelling them. The app's lifespan (startup and shutdown events) is not run.
+    handlers before cancelling them. ``lifespan=True`` runs the app's lifespan (startup and
+    shutdown); it is off by default, so that re-serving an app never repeats its start-up work.
     """
     global _current
     _check_backend(ws)
@@ -239,7 +242,7 @@ def serve(
     stop_current()
     _current = LabServer(
         loaded, ws=ws, ping_interval=ping_interval, ping_timeout=ping_timeout,
-        shutdown_timeout=shutdown_timeout, port=port,
+        shutdown_timeout=shutdown_timeout, port=port, lifespan=lifespan,
     )
     return _current
 

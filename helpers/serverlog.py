@@ -17,7 +17,9 @@ class ServerLog(logging.Handler):
     """Collects the log records emitted on one thread (the server's)."""
 
     def __init__(self, thread_id: int) -> None:
-        super().__init__(level=logging.DEBUG)
+        # Warnings and errors only: keeping every "connection open" record would make the lab
+        # itself grow with each session, the very thing it measures.
+        super().__init__(level=logging.WARNING)
         self.thread_id = thread_id
         self.records: list[logging.LogRecord] = []
 
@@ -29,8 +31,8 @@ class ServerLog(logging.Handler):
         for name in LOGGERS:
             logger = logging.getLogger(name)
             logger.addHandler(self)
-            if logger.level == logging.NOTSET or logger.level > logging.INFO:
-                logger.setLevel(logging.INFO)
+            if logger.getEffectiveLevel() > logging.WARNING:
+                logger.setLevel(logging.WARNING)
 
     def detach(self) -> None:
         for name in LOGGERS:

@@ -14,21 +14,24 @@ from helpers import timemachine
 
 FOUNDATION_BUDGET = 30  # seconds, for 00 and 01
 LESSON_BUDGET = 45
+SCALE_BUDGET = 60  # 06_at_scale: 2,000 sessions
 FIRST_BUILD_ALLOWANCE = 120  # the time machine's first install of its historical stacks
 
 
 def budget(path: Path) -> float:
     if path.stem in ("00_start_here", "01_predict"):
         return FOUNDATION_BUDGET
+    if path.stem == "06_at_scale":
+        return SCALE_BUDGET
     if path.stem == "02_reproduce" and not all(map(timemachine.is_cached, timemachine.STACKS)):
         return LESSON_BUDGET + FIRST_BUILD_ALLOWANCE
     return LESSON_BUDGET
 
 
 def test_there_are_notebooks_to_test():
-    assert [p.name for p in notebook_paths()][:7] == [
+    assert [p.name for p in notebook_paths()][:8] == [
         "00_start_here.ipynb", "01_predict.ipynb", "02_reproduce.ipynb", "03_real_leaks.ipynb", "04_the_fix.ipynb",
-        "05_exercises.ipynb", "05_solutions.ipynb",
+        "05_exercises.ipynb", "05_solutions.ipynb", "06_at_scale.ipynb",
     ]
 
 
