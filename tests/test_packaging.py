@@ -37,7 +37,7 @@ def test_the_readme_test_command_is_what_ci_runs():
     readme = (ROOT / "README.md").read_text()
     ci = (ROOT / ".ci" / "run").read_text()
     assert "python3 -m helpers test" in readme and "python3 -m helpers lab" in readme
-    assert "python3 -m helpers test" in ci
+    assert "\npython3 -m helpers test\n" in ci
 
 
 def test_the_binder_build_installs_the_environment_the_helpers_and_the_proxy():

@@ -1,0 +1,144 @@
+"""JupyterLab, as a learner runs it, driven by a real browser (Debian's Chromium through Playwright).
+
+One JupyterLab server per test session, started with a JupyterHub-like base URL (``/user/learner/``)
+on a copy of the notebooks, with jupyter-server-proxy, on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from helpers.browser import CHROMIUM_ARGS, chromium_path
+from tests.notebook_kernel import NOTEBOOKS
+
+BASE_URL = "/user/learner/"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"
+ALL_PROMPTS_DONE = """() => {
+  const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
+  const prompts = [...panel.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')].map(p => p.textContent.trim());
+  const idle = panel.querySelector('.jp-Notebook-ExecutionIndicator[data-status="idle"]') !== null;
+  return idle && prompts.length > 0 && prompts.every(p => /^\\[\\d+\\]:$/.test(p));
+}"""
+ERROR_CELLS = """() => [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell')].filter(
+  cell => cell.querySelector('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"] .ansi-red-fg, .jp-RenderedText[data-mime-type="application/vnd.jupyter.error"]')
+).length"""
+
+
+@dataclass(frozen=True)
+class BrowserRun:
+    seconds: float
+    images: int
+    error_cells: int
+    saved: Path
+    screenshot: Path
+
+
+class JupyterLabSession:
+    def __init__(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="lab-notebooks-"))
+        for notebook in NOTEBOOKS.glob("*.ipynb"):
+            shutil.copy(notebook, self.root / notebook.name)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}{BASE_URL}"
+        self.log = open(self.root / "jupyterlab.log", "w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", "--ServerApp.ip=127.0.0.1",
+             f"--ServerApp.port={self.port}", f"--ServerApp.base_url={BASE_URL}", "--IdentityProvider.token=",
+             "--ServerApp.password=", f"--ServerApp.root_dir={self.root}", "--ServerApp.disable_check_xsrf=True",
+             f"--LabApp.workspaces_dir={self.root / '.workspaces'}", f"--LabApp.user_settings_dir={self.root / '.settings'}",
+             "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+            stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        self._wait_ready()
+        from playwright.sync_api import sync_playwright
+
+        self._playwright = sync_playwright().start()
+        self.browser = self._playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        ARTIFACTS.mkdir(exist_ok=True)
+        self.last_runs: dict[str, BrowserRun] = {}
+
+    def _wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(self.url + "api/status", timeout=2) as answer:
+                    if answer.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError(f"JupyterLab did not start within {timeout} s; see {self.root / 'jupyterlab.log'}")
+
+    def _api(self, method: str, path: str) -> object:
+        request = urllib.request.Request(self.url + path, method=method)
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            body = answer.read()
+        return json.loads(body) if body else None
+
+    def shut_down_kernels(self) -> None:
+        for session in self._api("GET", "api/sessions") or []:  # type: ignore[union-attr]
+            self._api("DELETE", f"api/sessions/{session['id']}")
+
+    def _wait_kernel_connected(self, name: str, timeout: float = 60) -> None:
+        """Until JupyterLab's session for ``name`` has an idle kernel with the page connected to it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for session in self._api("GET", "api/sessions") or []:  # type: ignore[union-attr]
+                kernel = session.get("kernel") or {}
+                if session.get("path") == name and kernel.get("execution_state") == "idle" and kernel.get("connections", 0) >= 1:
+                    time.sleep(0.5)  # let the page finish its own start-up requests
+                    return
+            time.sleep(0.2)
+        raise RuntimeError(f"JupyterLab's kernel for {name} did not become ready within {timeout} s")
+
+    def run_notebook(self, name: str, timeout: float = 300) -> BrowserRun:
+        """Open the notebook in JupyterLab, Run All Cells, wait for the kernel to be idle, save."""
+        page = self.browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            page.goto(f"{self.url}lab/tree/{name}?reset", timeout=60_000)
+            page.wait_for_selector(f"{PANEL} .jp-Cell", timeout=60_000)
+            self._wait_kernel_connected(name)
+            page.click(".lm-MenuBar-itemLabel:text-is('Run')")
+            page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
+            started = time.monotonic()
+            page.wait_for_function(ALL_PROMPTS_DONE, timeout=timeout * 1000, polling=250)
+            seconds = time.monotonic() - started
+            images = page.eval_on_selector_all(f"{PANEL} .jp-OutputArea-output img", "els => els.length")
+            error_cells = page.evaluate(ERROR_CELLS)
+            page.keyboard.press("Control+s")
+            page.wait_for_function("() => !document.title.startsWith('*')", timeout=10_000)
+            time.sleep(0.5)
+            first_image = page.query_selector(f"{PANEL} .jp-OutputArea-output img")
+            if first_image is not None:
+                first_image.scroll_into_view_if_needed()
+            screenshot = ARTIFACTS / f"jupyterlab-{Path(name).stem}.png"
+            page.screenshot(path=str(screenshot))
+            self.last_runs[name] = BrowserRun(seconds, images, error_cells, self.root / name, screenshot)
+            return self.last_runs[name]
+        finally:
+            page.close()
+            self.shut_down_kernels()
+
+    def close(self) -> None:
+        try:
+            self.browser.close()
+            self._playwright.stop()
+        finally:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+            self.log.close()
