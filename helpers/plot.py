@@ -23,7 +23,7 @@ FONT_SIZE = 14
 
 def _style_axes(ax: Axes, title: str) -> None:
     width = ax.get_figure().get_size_inches()[0] / len(ax.get_figure().axes)
-    ax.set_title(textwrap.fill(title, int(width * 5)), fontsize=FONT_SIZE + 1, loc="left")
+    ax.set_title(textwrap.fill(title, int(width * 6.5)), fontsize=FONT_SIZE + 1, loc="left")
     ax.set_xlabel("time since start (s)", fontsize=FONT_SIZE)
     ax.set_ylabel("count", fontsize=FONT_SIZE)
     ax.tick_params(labelsize=FONT_SIZE - 2)

@@ -120,9 +120,13 @@ class JupyterLabSession:
             page.keyboard.press("Control+s")
             page.wait_for_function("() => !document.title.startsWith('*')", timeout=10_000)
             time.sleep(0.5)
+            news = page.query_selector(".jp-toast-button:text-is('No')")
+            if news is not None:
+                news.click()
             first_image = page.query_selector(f"{PANEL} .jp-OutputArea-output img")
             if first_image is not None:
                 first_image.scroll_into_view_if_needed()
+                page.wait_for_timeout(1000)  # cells outside the viewport are painted on demand
             screenshot = ARTIFACTS / f"jupyterlab-{Path(name).stem}.png"
             page.screenshot(path=str(screenshot))
             self.last_runs[name] = BrowserRun(seconds, images, error_cells, self.root / name, screenshot)
