@@ -11,8 +11,6 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import shutil
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 CHROMIUM_ARGS = [
@@ -74,13 +72,3 @@ def open_and_close_tabs(url: str, tabs: int = 3, updates: int = 3, timeout: floa
 
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         return pool.submit(drive).result(timeout + 30)
-
-
-def wait_for(condition: Callable[[], bool], timeout: float) -> float | None:
-    """Seconds until ``condition()`` held, or None if it did not within ``timeout``."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if condition():
-            return time.monotonic() - started
-        time.sleep(0.02)
-    return None

@@ -40,6 +40,7 @@ from helpers.errors import LabError
 from helpers.probe import Probe
 from helpers.routes import ASGIApp, load_app, websocket_route
 from helpers.server import BACKENDS, Backend, LabServer, serve
+from helpers.waiting import wait_until
 
 WAYS = ("clean", "fin", "rst", "silent")
 EXIT_CODES = {"clean": 0, "leak": 1, "noisy": 3}
@@ -168,7 +169,7 @@ def _check_way(server: LabServer, path: str, probe: Probe, way: str, n: int, set
         return sum(1 for t in set(server.tasks()) - tasks_before if not t.done())
 
     group = lab_clients.connect(server.url(path), n)
-    _wait(lambda: handlers() >= n, 1.0)
+    wait_until(lambda: handlers() >= n, 1.0, interval=0.05)
     time.sleep(0.1)
     lab_clients.leave(group, way)  # type: ignore[arg-type]
     left_at = time.monotonic()
@@ -182,7 +183,7 @@ def _check_way(server: LabServer, path: str, probe: Probe, way: str, n: int, set
             cpu_window.extend([server.cpu_seconds(), time.monotonic()])
         return handlers() <= 0 and pending_new_tasks() == 0
 
-    _wait(settled, settle)
+    wait_until(settled, settle, interval=0.05)
     if not cpu_window:
         cpu_window.extend([server.cpu_seconds(), time.monotonic()])
     time.sleep(max(0.0, 0.1 - (time.monotonic() - cpu_window[1])))
@@ -197,15 +198,6 @@ def _check_way(server: LabServer, path: str, probe: Probe, way: str, n: int, set
     for name, count in reports.counts.items():
         exceptions[name] = exceptions.get(name, 0) + count
     return WayEvidence(way, n, alive, tasks, referenced, exceptions, round(cpu_ms_per_s, 1), round(settled_in, 2))
-
-
-def _wait(condition: Any, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def check(

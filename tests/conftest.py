@@ -2,13 +2,13 @@ from __future__ import annotations
 
 import functools
 import os
-import time
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from helpers import browser, clients
 from helpers.server import stop_current
+from helpers.waiting import wait_until
 
 
 @pytest.fixture(autouse=True)
@@ -20,12 +20,7 @@ def release_lab_resources() -> Iterator[None]:
 
 
 def eventually(condition: Callable[[], bool], timeout: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
+    return wait_until(condition, timeout, interval=0.01) is not None
 
 
 @functools.cache

@@ -8,10 +8,11 @@ import pytest
 from fastapi import FastAPI, WebSocket
 
 from helpers.apps.fixed import run_with_receiver
-from helpers.browser import open_and_close_tabs, wait_for
+from helpers.browser import open_and_close_tabs
 from helpers.dashboard import add_dashboard
 from helpers.probe import Probe
 from helpers.server import serve
+from helpers.waiting import wait_until
 from tests.conftest import lab_session, require_browser
 from tests.jupyterlab_session import ARTIFACTS, BASE_URL
 from tests.notebook_kernel import notebook_paths
@@ -66,7 +67,7 @@ def _dashboard_through_proxy(ws_path: str, watched) -> tuple[float | None, int]:
     assert url.startswith(f"http://127.0.0.1:{lab_session().port}{BASE_URL}proxy/")
     report = open_and_close_tabs(url, tabs=1, updates=3, screenshot=str(ARTIFACTS / f"dashboard-{ws_path.replace('/', '-')}.png"))
     assert report.updates_seen[0] >= 3
-    back_to_baseline = wait_for(lambda: probe.alive()[watched.__name__] == 0, timeout=2.0)
+    back_to_baseline = wait_until(lambda: probe.alive()[watched.__name__] == 0, timeout=2.0)
     return back_to_baseline, probe.alive()[watched.__name__]
 
 
