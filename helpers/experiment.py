@@ -59,6 +59,7 @@ class Experiment:
         self._sampler = threading.Thread(target=self._sample_forever, name="lab-sampler", daemon=True)
         self._t0 = 0.0
         self._last_draw = 0.0
+        self._draw_seconds = 0.0
 
     # Lifecycle.
 
@@ -97,9 +98,11 @@ class Experiment:
             self._stop.wait(max(0.0, next_at - time.monotonic()))
 
     def _draw(self) -> None:
+        started = time.monotonic()
         if self.live is not None:
             self.live.show(run_figure(self.run.snapshot(), self.panels))
         self._last_draw = time.monotonic()
+        self._draw_seconds = self._last_draw - started
 
     # What a notebook calls.
 
@@ -126,7 +129,8 @@ class Experiment:
         """Let time pass while the plot follows the samples."""
         deadline = time.monotonic() + seconds
         while (remaining := deadline - time.monotonic()) > 0:
-            if self.live is not None and time.monotonic() - self._last_draw >= REDRAW_PERIOD:
+            due = time.monotonic() - self._last_draw >= REDRAW_PERIOD
+            if self.live is not None and due and remaining > self._draw_seconds:  # a frame must not overrun the wait
                 self._draw()
             time.sleep(min(remaining, 0.05))
 
