@@ -1,15 +1,12 @@
 """A real browser: JupyterLab runs every notebook, and a dashboard tab closes through jupyter-server-proxy."""
 
-import asyncio
 import time
 from pathlib import Path
 
 import pytest
-from fastapi import FastAPI, WebSocket
 
-from helpers.apps.fixed import run_with_receiver
+from helpers.apps.dashboard import app, metrics, metrics_leaky
 from helpers.browser import open_and_close_tabs
-from helpers.dashboard import add_dashboard
 from helpers.probe import Probe
 from helpers.server import serve
 from helpers.waiting import wait_until
@@ -19,32 +16,6 @@ from tests.notebook_kernel import notebook_paths
 from tests.test_notebooks import executed
 
 WITH_LIVE_PLOTS = {"01_predict", "02_reproduce", "03_real_leaks", "04_the_fix", "06_at_scale", "07_browser"}
-
-app = FastAPI()
-add_dashboard(app)
-
-
-async def push(websocket: WebSocket) -> None:
-    while True:
-        await websocket.send_json({"cpu": 1.0, "memory": 2.0})
-        await asyncio.sleep(0.1)
-
-
-@app.websocket("/ws/metrics")
-async def fixed(websocket: WebSocket):
-    await websocket.accept()
-    await run_with_receiver(websocket, push(websocket))
-
-
-@app.websocket("/ws/metrics-leaky")
-async def leaky(websocket: WebSocket):
-    await websocket.accept()
-    while True:
-        try:
-            await websocket.send_json({"cpu": 1.0, "memory": 2.0})
-        except Exception:
-            pass
-        await asyncio.sleep(0.1)
 
 
 @pytest.mark.parametrize("path", notebook_paths(), ids=lambda p: p.stem)
@@ -73,14 +44,14 @@ def _dashboard_through_proxy(ws_path: str, watched) -> tuple[float | None, int]:
 
 def test_a_dashboard_tab_through_the_proxy_renders_updates_and_the_fixed_handler_ends_when_it_closes():
     require_browser()
-    back_to_baseline, alive = _dashboard_through_proxy("ws/metrics", fixed)
+    back_to_baseline, alive = _dashboard_through_proxy("ws/metrics", metrics)
     assert back_to_baseline is not None and back_to_baseline < 2.0
     assert alive == 0
 
 
 def test_a_closed_tab_leaves_the_leaky_handler_running():
     require_browser()
-    back_to_baseline, alive = _dashboard_through_proxy("ws/metrics-leaky", leaky)
+    back_to_baseline, alive = _dashboard_through_proxy("ws/metrics-leaky", metrics_leaky)
     assert back_to_baseline is None
     assert alive == 1
 

@@ -7,7 +7,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from helpers.apps import fixed, leaks, seed
+from helpers.apps import dashboard, fixed, leaks, seed
 from tests.notebook_kernel import NOTEBOOKS, code_cells, notebook_paths
 
 from helpers import browser, timemachine
@@ -117,6 +117,8 @@ IN_STEP = [
     ("04_the_fix", fixed, name)
     for name in ("client_gone", "run_with_receiver", "broadcast", "prices", "forward", "beat", "heartbeat", "alerts",
                  "chat", "room", "push_metrics", "stream")
+] + [
+    ("07_browser", dashboard, name) for name in ("read_metrics", "push_metrics", "metrics", "metrics_leaky")
 ]
 
 
