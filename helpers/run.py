@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass, field
 
 from helpers.probe import Sample
+from helpers.serverlog import exception_types
 
 
 @dataclass(frozen=True)
@@ -77,12 +78,7 @@ class Run:
 
     def exception_types(self) -> dict[str, int]:
         """Exceptions the server logged during the run, by class name."""
-        counts: dict[str, int] = {}
-        for record in self.records:
-            if record.exc_info and record.exc_info[1] is not None:
-                name = type(record.exc_info[1]).__name__
-                counts[name] = counts.get(name, 0) + 1
-        return counts
+        return dict(exception_types(self.records))
 
     def ended_after(self, name: str, label_start: str) -> float:
         """How many fewer ``name`` were alive at the end of an event's window than just before it."""

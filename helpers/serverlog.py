@@ -9,8 +9,16 @@ from __future__ import annotations
 import logging
 import traceback
 from collections import Counter
+from collections.abc import Iterable
 
 LOGGERS = ("uvicorn", "asyncio")  # uvicorn.error and uvicorn.access propagate to "uvicorn"
+
+
+def exception_types(records: Iterable[logging.LogRecord]) -> Counter[str]:
+    """Exception class names attached to error records, e.g. ``{'WebSocketDisconnect': 5}``."""
+    return Counter(
+        type(r.exc_info[1]).__name__ for r in records if r.levelno >= logging.ERROR and r.exc_info and r.exc_info[1]
+    )
 
 
 class ServerLog(logging.Handler):
@@ -45,8 +53,7 @@ class ServerLog(logging.Handler):
         return [r for r in self.records if r.levelno >= logging.ERROR]
 
     def exception_types(self) -> Counter[str]:
-        """Exception class names attached to error records, e.g. ``{'WebSocketDisconnect': 5}``."""
-        return Counter(type(r.exc_info[1]).__name__ for r in self.errors() if r.exc_info and r.exc_info[1])
+        return exception_types(self.records)
 
     def exceptions(self) -> list[BaseException]:
         return [r.exc_info[1] for r in self.errors() if r.exc_info and r.exc_info[1]]
