@@ -37,7 +37,10 @@ def _command(server: str, fd: int, *, ping_interval: float | None, ping_timeout:
                 "--lifespan", "on" if lifespan else "off", "--no-access-log"]
         argv += ["--ws-ping-interval", str(ping_interval or 0)] if ping_interval is not None else []
         argv += ["--ws-ping-timeout", str(ping_timeout)] if ping_timeout is not None else []
-        argv += ["--timeout-graceful-shutdown", str(graceful_timeout)] if graceful_timeout is not None else []
+        if graceful_timeout is not None:
+            if graceful_timeout != int(graceful_timeout) or graceful_timeout < 0:
+                raise LabError(f"uvicorn's --timeout-graceful-shutdown takes whole seconds, not {graceful_timeout!r}.")
+            argv += ["--timeout-graceful-shutdown", str(int(graceful_timeout))]
         return argv
     argv = [*python, "-w", "0", "--bind", f"fd://{fd}"]
     argv += ["--websocket-ping-interval", str(ping_interval)] if ping_interval is not None else []

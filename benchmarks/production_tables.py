@@ -1,0 +1,89 @@
+"""The production lessons' tables, measured on this machine with real processes. Prints; asserts nothing.
+
+    .venv/bin/python -m benchmarks.production_tables              (from the repository's root)
+    .venv/bin/python -m benchmarks.production_tables --shutdown   (only the deploy table)
+    .venv/bin/python -m benchmarks.production_tables --redis      (only the Redis table)
+
+1. the stack's start-up time (Redis, a uvicorn and a hypercorn worker, nginx in front);
+2. deploys: server x endpoint -> time from SIGINT to exit, with the clients gone (FIN) or still
+   connected (and then the close each client saw), with and without uvicorn's
+   ``--timeout-graceful-shutdown``, and with a lifespan shutdown that closes a registry;
+3. Redis across workers: per departed client, Redis connections and subscriptions seen from
+   Redis itself (``CLIENT LIST``, ``PUBSUB NUMSUB``) and live handlers per worker, before and
+   after a publish.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import time
+from collections.abc import Iterator
+
+from helpers import stack
+from helpers.stack.deploys import Shutdown, measure_shutdown
+
+SERVERS = ["uvicorn", "hypercorn"] if importlib.util.find_spec("hypercorn") else ["uvicorn"]
+ENDPOINTS = {
+    "/ws/prices": "waits on a feed, never receives",
+    "/ws/prices-fixed": "the same with a receive always running (the pattern)",
+    "/ws/prices-registered": "waits on a feed; lifespan shutdown closes its registry with 1012",
+}
+
+
+def startup_table() -> None:
+    print("\n## The stack's start-up\n")
+    for _ in range(2):
+        lab = stack.start("helpers.apps.production:app", SERVERS, redis=True)
+        print(f"Redis + {' + '.join(SERVERS)} workers + nginx: {lab.startup_seconds:.2f} s, {len(lab.pids())} processes")
+        started = time.monotonic()
+        lab.stop()
+        print(f"stopped in {time.monotonic() - started:.2f} s")
+
+
+def shutdown_rows() -> Iterator[Shutdown]:
+    for departure in ("fin", "connected"):
+        for server in SERVERS:
+            for endpoint in ENDPOINTS:
+                if departure == "fin" and endpoint == "/ws/prices-registered":
+                    continue  # with the clients gone there is no one to tell
+                yield measure_shutdown(server, endpoint, departure=departure)  # type: ignore[arg-type]
+    yield measure_shutdown("uvicorn", "/ws/prices", graceful_timeout=1)
+    yield measure_shutdown("uvicorn", "/ws/prices-registered", departure="connected", graceful_timeout=1)
+
+
+def shutdown_table() -> None:
+    print("\n## Deploys: SIGINT with 3 clients on each endpoint (one process per server, lifespan on)\n")
+    print("| server | endpoint | clients | handlers at SIGINT | time to exit | what the clients saw | last log line |")
+    print("|---|---|---|---|---|---|---|", flush=True)
+    for row in shutdown_rows():
+        server = row.server + (f" --timeout-graceful-shutdown {row.graceful_timeout:g}" if row.graceful_timeout else "")
+        clients = "left (FIN) 1 s before" if row.departure == "fin" else "still connected"
+        seen = ", ".join(row.closes) if row.closes else "-"
+        print(f"| {server} | `{row.endpoint}` | {clients} | {row.handlers_at_signal} | {row.outcome} | {seen} | "
+              f"`{row.last_log_line[:80]}` |", flush=True)
+
+
+def redis_table() -> None:
+    print("\n(the Redis table is not measured by this version of the script)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shutdown", action="store_true", help="only the deploy table")
+    parser.add_argument("--redis", action="store_true", help="only the Redis table")
+    args = parser.parse_args()
+    everything = not (args.shutdown or args.redis)
+    try:
+        if everything:
+            startup_table()
+        if everything or args.shutdown:
+            shutdown_table()
+        if everything or args.redis:
+            redis_table()
+    finally:
+        stack.stop_current()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""A deploy, measured: how long a real server process takes to exit after Ctrl-C (SIGINT).
+
+Each measurement starts one worker process (``helpers.stack.workers``), opens raw-socket
+WebSocket clients on one endpoint, lets them leave (or keeps them connected), sends SIGINT as a
+deploy or a Ctrl-C would, and records the seconds until the process exited, or that it was
+still running when the measurement gave up. Clients that stayed report the close code the
+server sent them, if any.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import socket
+import struct
+import threading
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+from helpers.errors import LabError
+from helpers.stack.processes import HOST
+from helpers.stack.workers import Server, Worker
+from helpers.waiting import wait_until
+
+Departure = Literal["fin", "connected"]
+
+
+@dataclass(frozen=True)
+class Shutdown:
+    server: str
+    endpoint: str
+    departure: Departure
+    graceful_timeout: float | None
+    handlers_at_signal: int
+    seconds: float | None
+    """Seconds from SIGINT to the process's exit; None: still running after ``gave_up_after``."""
+    gave_up_after: float
+    closes: tuple[str, ...]
+    """What each client that stayed saw: a close code and its reason, "no close frame" (the TCP
+    connection ended without one) or "nothing" (within ``gave_up_after``)."""
+    last_log_line: str
+
+    @property
+    def outcome(self) -> str:
+        return f"still running at {self.gave_up_after:.0f} s" if self.seconds is None else f"exited after {self.seconds:.2f} s"
+
+
+def _connect(port: int, path: str) -> socket.socket:
+    sock = socket.create_connection((HOST, port), timeout=10)
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise LabError(f"The server closed the connection to {path} during the WebSocket handshake.")
+        answer += chunk
+    status = answer.split(b"\r\n")[0].decode(errors="replace")
+    if " 101 " not in status:
+        raise LabError(f"{path} did not accept a WebSocket: {status}.")
+    return sock
+
+
+def _close_frame(sock: socket.socket, timeout: float) -> str:
+    """The code and reason of the first close frame the server sends (frames before it are skipped)."""
+    sock.settimeout(timeout)
+    buffer = b""
+    try:
+        while True:
+            while len(buffer) >= 2:
+                length = buffer[1] & 0x7F
+                offset = 2 + {126: 2, 127: 8}.get(length, 0)
+                if len(buffer) < offset:
+                    break
+                if length == 126:
+                    length = struct.unpack("!H", buffer[2:4])[0]
+                elif length == 127:
+                    length = struct.unpack("!Q", buffer[2:10])[0]
+                if len(buffer) < offset + length:
+                    break
+                opcode, payload = buffer[0] & 0x0F, buffer[offset:offset + length]
+                buffer = buffer[offset + length:]
+                if opcode == 0x8:
+                    if len(payload) < 2:
+                        return "1005 (no code)"
+                    reason = payload[2:].decode(errors="replace")
+                    return f"{struct.unpack('!H', payload[:2])[0]} {reason!r}" if reason else str(struct.unpack("!H", payload[:2])[0])
+            chunk = sock.recv(65536)
+            if not chunk:
+                return "no close frame"
+            buffer += chunk
+    except socket.timeout:
+        return "nothing"
+    except ConnectionResetError:
+        return "no close frame"
+
+
+def measure_shutdown(
+    server: Server,
+    endpoint: str,
+    *,
+    app: str = "helpers.apps.production:app",
+    clients: int = 3,
+    departure: Departure = "fin",
+    graceful_timeout: float | None = None,
+    settle: float = 1.0,
+    give_up_after: float = 8.0,
+) -> Shutdown:
+    """Serve ``app`` in one ``server`` process, connect ``clients`` to ``endpoint``, then SIGINT it."""
+    with Worker(app, server, graceful_timeout=graceful_timeout) as worker:
+        sockets = [_connect(worker.port, endpoint) for _ in range(clients)]
+        if wait_until(lambda: worker.handlers() == clients, timeout=10.0) is None:
+            raise LabError(f"{endpoint} on {server} did not run {clients} handlers.")
+        if departure == "fin":
+            for sock in sockets:
+                sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+        time.sleep(settle)  # what a deploy finds: the clients left a moment ago (or are still there)
+        handlers = worker.handlers()
+        started = time.monotonic()
+        worker.child.signal(signal.SIGINT)
+        closes: list[str] = []
+        readers = [threading.Thread(target=lambda s=sock: closes.append(_close_frame(s, give_up_after)), daemon=True)
+                   for sock in (sockets if departure == "connected" else [])]
+        for reader in readers:
+            reader.start()
+        exited = worker.child.wait(give_up_after)
+        seconds = None if exited is None else time.monotonic() - started
+        for reader in readers:
+            reader.join(give_up_after)
+        for sock in sockets:
+            sock.close()
+        lines = [line for line in worker.output().splitlines() if line.strip()]
+    return Shutdown(server, endpoint, departure, graceful_timeout, handlers, seconds, give_up_after, tuple(sorted(closes)),
+                    lines[-1].strip() if lines else "")
