@@ -1,0 +1,51 @@
+"""Deploys, measured on real server processes: what a SIGINT does to feed-waiting and fixed handlers.
+
+Each test compares a time with the experiment's own parameters (a graceful timeout), never
+with a budget of its own; a hang is shown by presence (the process and uvicorn's last log line).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+from helpers.stack.deploys import measure_shutdown
+
+needs_hypercorn = pytest.mark.skipif(
+    importlib.util.find_spec("hypercorn") is None, reason="hypercorn is pinned by the servers' branch, not installed here"
+)
+WAITING = "Waiting for background tasks to complete."
+
+
+def test_a_feed_waiting_handler_keeps_uvicorn_running_after_sigint():
+    result = measure_shutdown("uvicorn", "/ws/prices", departure="fin", give_up_after=3.0)
+    assert result.handlers_at_signal == 3  # the clients left; their handlers did not
+    assert result.seconds is None
+    assert WAITING in result.last_log_line
+
+
+def test_with_the_pattern_uvicorn_exits_and_tells_connected_clients_1012():
+    result = measure_shutdown("uvicorn", "/ws/prices-fixed", departure="connected", give_up_after=30.0)
+    assert result.handlers_at_signal == 3
+    assert result.seconds is not None
+    assert result.closes == ("1012",) * 3  # uvicorn's own "service restart", sent to every client
+
+
+def test_uvicorns_graceful_timeout_ends_the_hang_after_that_timeout():
+    result = measure_shutdown("uvicorn", "/ws/prices", departure="fin", graceful_timeout=1, give_up_after=30.0)
+    assert result.seconds is not None and result.seconds >= 1.0
+    assert "Finished server process" in result.last_log_line
+
+
+def test_a_lifespan_shutdown_comes_too_late_to_close_the_registry_on_uvicorn():
+    result = measure_shutdown("uvicorn", "/ws/prices-registered", departure="connected", give_up_after=3.0)
+    assert result.seconds is None  # lifespan shutdown runs after the handlers end, and they never do
+    assert result.closes == ("1012",) * 3  # uvicorn's close, without the app's reason "server restarting"
+
+
+@needs_hypercorn
+def test_hypercorn_cancels_feed_waiting_handlers_at_its_graceful_timeout():
+    result = measure_shutdown("hypercorn", "/ws/prices-registered", departure="connected", give_up_after=30.0)
+    assert result.seconds is not None and result.seconds >= 3.0  # hypercorn's default graceful timeout
+    assert result.closes == ("1011",) * 3  # the cancelled handler's "internal error", not the app's 1012
