@@ -58,7 +58,7 @@ def shutdown_table() -> None:
     print("|---|---|---|---|---|---|---|", flush=True)
     for row in shutdown_rows():
         server = row.server + (f" --timeout-graceful-shutdown {row.graceful_timeout:g}" if row.graceful_timeout else "")
-        clients = "left (FIN) 1 s before" if row.departure == "fin" else "still connected"
+        clients = "left (FIN) 0.5 s before" if row.departure == "fin" else "still connected"
         seen = ", ".join(row.closes) if row.closes else "-"
         print(f"| {server} | `{row.endpoint}` | {clients} | {row.handlers_at_signal} | {row.outcome} | {seen} | "
               f"`{row.last_log_line[:80]}` |", flush=True)

@@ -7,10 +7,14 @@ with a budget of its own; a hang is shown by presence (the process and uvicorn's
 from __future__ import annotations
 
 import importlib.util
+import re
+from pathlib import Path
 
 import pytest
 
+from helpers.apps import production
 from helpers.stack.deploys import measure_shutdown
+from tests.notebook_kernel import NOTEBOOKS, code_cells
 
 needs_hypercorn = pytest.mark.skipif(
     importlib.util.find_spec("hypercorn") is None, reason="hypercorn is pinned by the servers' branch, not installed here"
@@ -49,3 +53,15 @@ def test_hypercorn_cancels_feed_waiting_handlers_at_its_graceful_timeout():
     result = measure_shutdown("hypercorn", "/ws/prices-registered", departure="connected", give_up_after=30.0)
     assert result.seconds is not None and result.seconds >= 3.0  # hypercorn's default graceful timeout
     assert result.closes == ("1011",) * 3  # the cancelled handler's "internal error", not the app's 1012
+
+
+def _definition(text: str, name: str) -> str:
+    match = re.search(rf"^((?:async def|def|class) {name}\b.*?)(?=^\S|\Z)", text, re.S | re.M)
+    assert match, name
+    return match.group(1).strip()
+
+
+@pytest.mark.parametrize("name", ["lifespan", "prices", "forward", "prices_fixed", "prices_registered"])
+def test_the_endpoints_notebook_09_shows_are_the_ones_its_workers_serve(name: str):
+    shown = "\n".join(code_cells(NOTEBOOKS / "09_production_deploys.ipynb"))
+    assert _definition(shown, name) == _definition(Path(production.__file__).read_text(), name)

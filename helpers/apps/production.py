@@ -13,7 +13,7 @@ from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
 from helpers.apps.fixed import run_with_receiver
 
-SHUTDOWN_CLOSE_CODE = 1012  # "Service Restart" (RFC 6455 registry): the clients may reconnect
+SHUTDOWN_CLOSE_CODE = 1012  # "Service Restart" in IANA's WebSocket close code registry
 registered: set[WebSocket] = set()
 subscribers: set[asyncio.Queue] = set()
 

@@ -159,8 +159,9 @@ class Worker:
     def output(self) -> str:
         return self.child.output()
 
-    def stop(self) -> None:
-        self.child.stop()
+    def stop(self, timeout: float = 3.0) -> None:
+        """Stop (SIGTERM, then SIGKILL after ``timeout`` seconds) and remove the worker's files."""
+        self.child.stop(timeout)
         self._cleanup()
 
     def _cleanup(self) -> None:
