@@ -22,6 +22,7 @@ from collections.abc import Iterator
 
 from helpers import stack
 from helpers.stack.deploys import Shutdown, measure_shutdown
+from helpers.stack.pubsub import STEPS, measure_departures
 
 SERVERS = ["uvicorn", "hypercorn"] if importlib.util.find_spec("hypercorn") else ["uvicorn"]
 ENDPOINTS = {
@@ -64,8 +65,16 @@ def shutdown_table() -> None:
               f"`{row.last_log_line[:80]}` |", flush=True)
 
 
-def redis_table() -> None:
-    print("\n(the Redis table is not measured by this version of the script)")
+def redis_table(clients: int = 3) -> None:
+    print(f"\n## Redis across workers: {clients} clients per version leave by FIN; then the feed publishes twice\n")
+    print("Each cell: Redis connections (CLIENT LIST) / subscriptions (PUBSUB NUMSUB) / live handlers (the worker's reporter).\n")
+    print(f"| server | version | {' | '.join(STEPS)} | PUBLISH reached |")
+    print("|---|---|" + "---|" * len(STEPS) + "---|", flush=True)
+    with stack.RedisServer() as redis_server:
+        for server in SERVERS:
+            for row in measure_departures(server, redis_server, clients=clients):  # type: ignore[arg-type]
+                cells = " | ".join(str(row.steps[step]) for step in STEPS)
+                print(f"| {row.server} | {row.version} | {cells} | {', '.join(map(str, row.receivers))} |", flush=True)
 
 
 def main() -> None:

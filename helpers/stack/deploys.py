@@ -47,7 +47,7 @@ class Shutdown:
         return f"still running at {self.gave_up_after:.0f} s" if self.seconds is None else f"exited after {self.seconds:.2f} s"
 
 
-def _connect(port: int, path: str) -> socket.socket:
+def raw_websocket(port: int, path: str) -> socket.socket:
     sock = socket.create_connection((HOST, port), timeout=10)
     key = base64.b64encode(os.urandom(16)).decode()
     sock.sendall(
@@ -113,7 +113,7 @@ def measure_shutdown(
 ) -> Shutdown:
     """Serve ``app`` in one ``server`` process, connect ``clients`` to ``endpoint``, then SIGINT it."""
     with Worker(app, server, graceful_timeout=graceful_timeout) as worker:
-        sockets = [_connect(worker.port, endpoint) for _ in range(clients)]
+        sockets = [raw_websocket(worker.port, endpoint) for _ in range(clients)]
         if wait_until(lambda: worker.handlers() == clients, timeout=10.0) is None:
             raise LabError(f"{endpoint} on {server} did not run {clients} handlers.")
         if departure == "fin":

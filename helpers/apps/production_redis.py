@@ -1,0 +1,69 @@
+"""A Redis pub/sub feed, subscribed per WebSocket connection, in three versions (served by workers).
+
+Each version uses its own channel and its own Redis client name, so that one worker can serve
+all three and Redis itself (``PUBSUB NUMSUB``, ``CLIENT LIST``) tells them apart. The workers
+find the lab's Redis in ``LAB_REDIS_URL`` (``helpers.stack.start(..., redis=True)`` sets it).
+"""
+
+import os
+
+from fastapi import FastAPI, WebSocket
+from redis.asyncio import Redis
+
+from helpers.apps.fixed import run_with_receiver
+
+CHANNELS = {"finally": "prices-finally", "bare": "prices-bare", "pattern": "prices-pattern"}
+app = FastAPI()
+_clients: dict[str, Redis] = {}
+
+
+def redis_client(version: str) -> Redis:
+    """One client per version and process, named after the version (visible in CLIENT LIST)."""
+    if version not in _clients:
+        _clients[version] = Redis.from_url(os.environ["LAB_REDIS_URL"], decode_responses=True, client_name=version)
+    return _clients[version]
+
+
+# Forwards with no receive running; unsubscribes and closes in `finally`.
+@app.websocket("/ws/redis-finally")
+async def redis_finally(websocket: WebSocket):
+    await websocket.accept()
+    pubsub = redis_client("finally").pubsub()
+    await pubsub.subscribe(CHANNELS["finally"])
+    try:
+        async for message in pubsub.listen():
+            if message["type"] == "message":
+                await websocket.send_text(message["data"])
+    finally:
+        await pubsub.unsubscribe(CHANNELS["finally"])
+        await pubsub.aclose()
+
+
+# The same without `finally` (common in the wild).
+@app.websocket("/ws/redis-bare")
+async def redis_bare(websocket: WebSocket):
+    await websocket.accept()
+    pubsub = redis_client("bare").pubsub()
+    await pubsub.subscribe(CHANNELS["bare"])
+    async for message in pubsub.listen():
+        if message["type"] == "message":
+            await websocket.send_text(message["data"])
+
+
+# The pattern: a receive always running beside the forwarder, cleanup in `finally`.
+async def relay(pubsub, websocket: WebSocket) -> None:
+    async for message in pubsub.listen():
+        if message["type"] == "message":
+            await websocket.send_text(message["data"])
+
+
+@app.websocket("/ws/redis-pattern")
+async def redis_pattern(websocket: WebSocket):
+    await websocket.accept()
+    pubsub = redis_client("pattern").pubsub()
+    await pubsub.subscribe(CHANNELS["pattern"])
+    try:
+        await run_with_receiver(websocket, relay(pubsub, websocket))
+    finally:
+        await pubsub.unsubscribe(CHANNELS["pattern"])
+        await pubsub.aclose()
