@@ -12,6 +12,7 @@ import struct
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import psutil
 import pytest
@@ -330,3 +331,9 @@ def test_a_stuck_worker_is_stopped_all_the_same():
     pid = worker.pid
     lab.stop()
     assert _gone(pid)
+
+
+def test_ci_and_binder_install_debians_nginx():
+    root = Path(__file__).resolve().parent.parent
+    assert "nginx" in (root / "binder" / "apt.txt").read_text().split()
+    assert "apt-get install -y -qq nginx" in (root / ".ci" / "run").read_text()

@@ -37,9 +37,7 @@ def _command(server: str, fd: int, *, ping_interval: float | None, ping_timeout:
                 "--lifespan", "on" if lifespan else "off", "--no-access-log"]
         argv += ["--ws-ping-interval", str(ping_interval or 0)] if ping_interval is not None else []
         argv += ["--ws-ping-timeout", str(ping_timeout)] if ping_timeout is not None else []
-        if graceful_timeout is not None:
-            if graceful_timeout != int(graceful_timeout) or graceful_timeout < 0:
-                raise LabError(f"uvicorn's --timeout-graceful-shutdown takes whole seconds, not {graceful_timeout!r}.")
+        if graceful_timeout is not None:  # whole seconds only (checked by Worker)
             argv += ["--timeout-graceful-shutdown", str(int(graceful_timeout))]
         return argv
     argv = [*python, "-w", "0", "--bind", f"fd://{fd}"]
@@ -82,6 +80,8 @@ class Worker:
             raise LabError(f"A worker imports its app: pass 'package.module:attribute', not {app!r}.")
         if server == "hypercorn" and ping_timeout is not None:
             raise LabError("hypercorn has no ping timeout setting; pass ping_timeout=None for a hypercorn worker.")
+        if graceful_timeout is not None and (graceful_timeout < 0 or (server == "uvicorn" and graceful_timeout != int(graceful_timeout))):
+            raise LabError(f"graceful_timeout must be a non-negative number of seconds (whole seconds for uvicorn), not {graceful_timeout!r}.")
         self.app = app
         self.server = server
         self.name = name or server
@@ -114,10 +114,15 @@ class Worker:
 
     def wait_ready(self) -> None:
         """Return once the server answers HTTP on its port; a LabError if it exits first."""
-        if not wait_for(self._serving, self.child, START_TIMEOUT, f"The {self.server} worker"):
+        try:
+            serving = wait_for(self._serving, self.child, START_TIMEOUT, f"The {self.server} worker")
+        except LabError:
+            self._cleanup()
+            raise
+        if not serving:
             output = self.child.output().strip().splitlines()
             self.stop()
-            raise LabError(f"The {self.server} worker for {self.app!r} exited during start-up: {(output or ['no output'])[-1]}")
+            raise LabError(f"The {self.server} worker for {self.app!r} exited during start-up: {(output or ['no output'])[-1].rstrip('.')}.")
 
     def _serving(self) -> bool:
         if not self.report_socket.exists():
