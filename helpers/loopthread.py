@@ -58,8 +58,16 @@ class LoopThread:
             return set()
         return asyncio.all_tasks(self.loop)
 
-    def stop(self, timeout: float = 2.0) -> int:
-        """Cancel every task left on the loop, stop it, join the thread; return how many were cancelled."""
+    @property
+    def native_id(self) -> int | None:
+        return self._thread.native_id
+
+    def stop(self, timeout: float = 2.0) -> int | None:
+        """Cancel every task left on the loop, stop it, join the thread; return how many were cancelled.
+
+        None means unknown: the loop did not answer within ``timeout`` (a handler blocks it), so the
+        tasks could be neither counted nor cancelled. The thread is a daemon and is abandoned then.
+        """
         if not self._thread.is_alive():
             return 0
 
@@ -75,7 +83,7 @@ class LoopThread:
         try:
             cancelled = self.call(cancel_all(), timeout + 1.0)
         except concurrent.futures.TimeoutError:
-            cancelled = -1
+            cancelled = None
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout)
         return cancelled
