@@ -26,6 +26,8 @@ __all__ = ["Probe", "Sample"]
 class Probe:
     """Samples one lab server: live coroutines of the watched functions, gauges, tasks, connections, fds.
 
+    ``fds`` counts the kernel's open file descriptors, plus the server's subprocess's for daphne.
+
     ``watch``: a function, or ``{name: function}``; ``gauges``: ``{name: callable returning a number}``.
     """
 
@@ -42,7 +44,9 @@ class Probe:
         self.watch = dict(watch)
         for fn in self.watch.values():
             code_of(fn)  # a TypeError now rather than at the first sample
-        self._process = psutil.Process()
+        self._processes = [psutil.Process()]
+        if server.os_process().pid != self._processes[0].pid:
+            self._processes.append(server.os_process())  # daphne's subprocess holds the server's sockets
 
     def alive(self) -> dict[str, int]:
         """Live coroutines of each watched function, counted by the server where its tasks run."""
@@ -55,5 +59,5 @@ class Probe:
             gauges={name: read() for name, read in self.gauges.items()},
             extra_tasks=self.server.extra_tasks(),
             connections=self.server.connections(),
-            fds=self._process.num_fds(),
+            fds=sum(process.num_fds() for process in self._processes),
         )

@@ -186,11 +186,12 @@ class LabServer(abc.ABC):
     def listening_addresses(self) -> list[tuple[str, int]]:
         """The addresses this server's process listens on for this server's port."""
         return sorted({
-            (c.laddr.ip, c.laddr.port) for c in self._process().net_connections("inet")
+            (c.laddr.ip, c.laddr.port) for c in self.os_process().net_connections("inet")
             if c.status == psutil.CONN_LISTEN and c.laddr.port == self.port
         })
 
-    def _process(self) -> psutil.Process:
+    def os_process(self) -> psutil.Process:
+        """The operating-system process the server runs in (the kernel's, or daphne's subprocess)."""
         return psutil.Process()
 
     def __repr__(self) -> str:
@@ -229,13 +230,13 @@ class InProcessServer(LabServer):
         self._sock = bind(port, listen=self.listen_before_start)
         self.port = self._sock.getsockname()[1]
         self._configure(ScopeReporter(app))
+        self.baseline_tasks = 0
         self.thread = LoopThread(f"lab-server-{self.port}")
         assert self.thread.ident is not None
         self.log = ServerLog(self.log_thread_filter(self.thread.ident), self.loggers)
-        self.log.attach()
-        self.thread.loop.call_soon_threadsafe(self.thread.loop.set_exception_handler, self._loop_exception)
-        self.baseline_tasks = 0
         try:
+            self.log.attach()
+            self.thread.loop.call_soon_threadsafe(self.thread.loop.set_exception_handler, self._loop_exception)
             self._serving: concurrent.futures.Future[None] = self.thread.submit(self._serve(self._sock))
             self._wait_started()
         except BaseException:

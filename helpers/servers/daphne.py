@@ -231,7 +231,7 @@ class DaphneServer(LabServer):
         times = psutil.Process(self.process.pid).cpu_times()
         return times.user + times.system
 
-    def _process(self) -> psutil.Process:
+    def os_process(self) -> psutil.Process:
         return psutil.Process(self.process.pid)
 
     # Stopping.
