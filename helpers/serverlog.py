@@ -21,6 +21,30 @@ def exception_types(records: Iterable[logging.LogRecord]) -> Counter[str]:
     )
 
 
+def stand_in(type_name: str, text: str) -> BaseException:
+    """An exception standing for one known only by its class name and text (another process's, or
+    one a server logged as text): ``exception_types`` counts it under the original name."""
+    return type(type_name, (Exception,), {"__module__": "logged as text"})(text)
+
+
+class TracebackText(logging.Filter):
+    """Gives a record whose message ends with a formatted traceback an exception to count.
+
+    For servers that log an app's exception as text (granian's Rust side does) rather than
+    with ``exc_info``.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if record.exc_info is None and "Traceback (most recent call last)" in message:
+            last = message.rstrip().splitlines()[-1]
+            name, _, text = last.partition(":")
+            if name and " " not in name:
+                error = stand_in(name.rsplit(".", 1)[-1], text.strip())
+                record.exc_info = (type(error), error, None)
+        return True
+
+
 class ServerLog(logging.Handler):
     """Collects the warnings and errors one lab server logs.
 

@@ -235,7 +235,7 @@ class InProcessServer(LabServer):
         assert self.thread.ident is not None
         self.log = ServerLog(self.log_thread_filter(self.thread.ident), self.loggers)
         try:
-            self.log.attach()
+            self._attach_log()
             self.thread.loop.call_soon_threadsafe(self.thread.loop.set_exception_handler, self._loop_exception)
             self._serving: concurrent.futures.Future[None] = self.thread.submit(self._serve(self._sock))
             self._wait_started()
@@ -290,6 +290,9 @@ class InProcessServer(LabServer):
             if time.monotonic() > deadline:
                 raise LabError(f"{self.name} did not start within {START_TIMEOUT:.0f} s.")
             time.sleep(0.005)
+
+    def _attach_log(self) -> None:
+        self.log.attach()
 
     def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         """asyncio's unhandled-error reports on the server's loop go to the server log, not to the cell."""

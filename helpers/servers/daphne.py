@@ -32,7 +32,7 @@ from helpers import awaitchain
 from helpers.errors import LabError
 from helpers.routes import ASGIApp
 from helpers.servers.base import LabServer, RemoteTask, StopReport, bind, seconds_or_default
-from helpers.serverlog import ServerLog
+from helpers.serverlog import ServerLog, stand_in
 
 ANSWER_TIMEOUT = 5.0
 START_TIMEOUT = 30.0
@@ -48,6 +48,8 @@ def app_path(app: ASGIApp | str, loaded: ASGIApp) -> str:
         namespace = getattr(module, "__dict__", None)
         if not namespace:
             continue
+        if namespace.get("__name__") in ("__main__", "__mp_main__"):
+            name = "__main__"  # the notebook's or script's own namespace, whatever its key
         for attribute, value in list(namespace.items()):
             if value is loaded:
                 found.append(f"{name}:{attribute}")
@@ -280,6 +282,6 @@ def _record(fields: dict[str, Any]) -> logging.LogRecord:
     """A log record of the subprocess, its exception carried by class name and text."""
     exc_info = None
     if fields.get("exc_type"):
-        error = type(fields["exc_type"], (Exception,), {"__module__": "daphne subprocess"})(fields.get("exc_text") or "")
+        error = stand_in(fields["exc_type"], fields.get("exc_text") or "")
         exc_info = (type(error), error, None)
     return logging.LogRecord(fields["name"], fields["levelno"], "daphne subprocess", 0, fields["message"], None, exc_info)

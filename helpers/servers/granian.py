@@ -21,6 +21,7 @@ from granian.server.embed import Server
 from helpers.errors import LabError
 from helpers.routes import ASGIApp
 from helpers.servers.base import InProcessServer
+from helpers.serverlog import TracebackText
 
 LOGGER = "_granian"  # the name granian's Python and Rust sides log under
 QUIET_LOGGING = {
@@ -70,6 +71,7 @@ class GranianServer(InProcessServer):
 
     def _configure(self, app: ASGIApp) -> None:
         check_pings(self.ping_interval, self.ping_timeout)
+        self.log_filter = TracebackText()  # granian logs an app's exception as text
         self.granian = _BoundServer(
             app,
             address="127.0.0.1",
@@ -91,6 +93,10 @@ class GranianServer(InProcessServer):
 
     async def _run(self) -> None:
         await self.granian.serve()
+
+    def _attach_log(self) -> None:
+        self.log.addFilter(self.log_filter)
+        super()._attach_log()
 
     def _started(self) -> bool:
         return self._up.is_set() and bool(self.granian.wrks)
