@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from types import CodeType
 from typing import Any
 
 import psutil
@@ -42,8 +43,8 @@ class Probe:
             watch = {watch.__name__: watch}
         self.server = server
         self.watch = dict(watch)
-        for fn in self.watch.values():
-            code_of(fn)  # a TypeError now rather than at the first sample
+        self.codes: dict[str, CodeType] = {name: code_of(fn) for name, fn in self.watch.items()}
+        """The watched functions' code objects (a TypeError now, for one that is not a Python function)."""
         self._processes = [psutil.Process()]
         if server.os_process().pid != self._processes[0].pid:
             self._processes.append(server.os_process())  # daphne's subprocess holds the server's sockets
