@@ -245,3 +245,25 @@ def test_a_keyboard_interrupt_while_daphne_starts_leaves_no_subprocess():
     with pytest.raises(KeyboardInterrupt), keyboard_interrupt_after(0.2):
         serve(seed.app, server="daphne")
     assert eventually(lambda: {p.pid for p in psutil.Process().children() if p.status() != psutil.STATUS_ZOMBIE} <= before)
+
+
+def test_stopping_hypercorn_with_zombies_keeps_asyncios_reports_in_the_log_and_prints_nothing(capfd):
+    lab = serve(seed.app, server="hypercorn", shutdown_timeout=0.2)
+    group = clients.connect(lab.url("/ws/metrics"), 3)
+    assert eventually(lambda: lab.count_alive({"loop": seed.get_metrics}) == {"loop": 3})
+    clients.leave(group, "rst")
+    report = lab.stop()
+    assert report.cancelled_handlers == 3
+    captured = capfd.readouterr()
+    assert "Traceback" not in captured.out + captured.err
+    assert "CancelledError" not in captured.out + captured.err
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "hypercorn"])
+def test_a_keyboard_interrupt_while_an_in_kernel_server_starts_leaves_no_thread(server):
+    from tests.test_servers_lifecycle import keyboard_interrupt_after, lab_server_threads, slow_app
+
+    with pytest.raises(KeyboardInterrupt), keyboard_interrupt_after(0.3):
+        serve(slow_app, server=server, lifespan=True)
+    assert eventually(lambda: not lab_server_threads())
+    assert current() is None
