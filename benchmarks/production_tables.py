@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import time
 from collections.abc import Iterator
 
@@ -24,7 +23,7 @@ from helpers import stack
 from helpers.stack.deploys import Shutdown, measure_shutdown
 from helpers.stack.pubsub import STEPS, measure_departures
 
-SERVERS = ["uvicorn", "hypercorn"] if importlib.util.find_spec("hypercorn") else ["uvicorn"]
+SERVERS = ["uvicorn", "hypercorn"]
 ENDPOINTS = {
     "/ws/prices": "waits on a feed, never receives",
     "/ws/prices-fixed": "the same with a receive always running (the pattern)",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import importlib.util
 import os
 import signal
 import socket
@@ -32,11 +31,6 @@ APP = "helpers.apps.production:app"
 needs_nginx = pytest.mark.skipif(
     not nginx_module.available() and not os.environ.get("CI"), reason="nginx is not installed (CI installs it)"
 )
-needs_hypercorn = pytest.mark.skipif(
-    importlib.util.find_spec("hypercorn") is None, reason="hypercorn is pinned by the servers' branch, not installed here"
-)
-
-
 @pytest.fixture(autouse=True)
 def no_stack_left() -> Iterator[None]:
     yield
@@ -254,7 +248,6 @@ def test_nginx_starts_again_on_another_port_when_its_port_was_taken(monkeypatch)
 # Workers
 
 
-@needs_hypercorn
 def test_each_worker_reports_its_own_handlers():
     lab = stack.start(APP, ["uvicorn", "hypercorn"], nginx=False, watch=["prices"])
     uvicorn_worker, hypercorn_worker = lab.workers
@@ -268,7 +261,6 @@ def test_each_worker_reports_its_own_handlers():
 
 
 @needs_nginx
-@needs_hypercorn
 def test_nginx_spreads_clients_over_the_workers_of_its_upstream():
     lab = stack.start(APP, ["uvicorn", "hypercorn"])
     clients = [_upgrade_path(lab.nginx.port, "/ws/echo") for _ in range(4)]

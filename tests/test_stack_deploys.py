@@ -6,7 +6,6 @@ with a budget of its own; a hang is shown by presence (the process and uvicorn's
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 
@@ -16,9 +15,6 @@ from helpers.apps import production
 from helpers.stack.deploys import measure_shutdown
 from tests.notebook_kernel import NOTEBOOKS, code_cells
 
-needs_hypercorn = pytest.mark.skipif(
-    importlib.util.find_spec("hypercorn") is None, reason="hypercorn is pinned by the servers' branch, not installed here"
-)
 WAITING = "Waiting for background tasks to complete."
 
 
@@ -48,7 +44,6 @@ def test_a_lifespan_shutdown_comes_too_late_to_close_the_registry_on_uvicorn():
     assert result.closes == ("1012",) * 3  # uvicorn's close, without the app's reason "server restarting"
 
 
-@needs_hypercorn
 def test_hypercorn_cancels_feed_waiting_handlers_at_its_graceful_timeout():
     result = measure_shutdown("hypercorn", "/ws/prices-registered", departure="connected", give_up_after=30.0)
     assert result.seconds is not None and result.seconds >= 3.0  # hypercorn's default graceful timeout

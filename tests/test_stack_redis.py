@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator
 
 import pytest
@@ -30,7 +29,6 @@ def test_on_uvicorn_a_departed_subscriber_stays_until_the_next_publish_and_witho
     assert steps["pattern"]["left"] == NONE
 
 
-@pytest.mark.skipif(importlib.util.find_spec("hypercorn") is None, reason="hypercorn is pinned by the servers' branch")
 def test_on_hypercorn_departed_subscribers_outlive_every_publish_and_the_pattern_leaves_nothing(redis_server):
     steps = rows("hypercorn", redis_server)
     assert steps["finally"]["after publish 2"] == ONE_EACH
