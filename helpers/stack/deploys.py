@@ -100,6 +100,19 @@ def _close_frame(sock: socket.socket, timeout: float) -> str:
         return "no close frame"
 
 
+def _settled_handlers(worker: Worker, settle: float, longest: float = 5.0) -> int:
+    """The worker's live handlers once the count has not changed for ``settle`` seconds (at most ``longest`` more)."""
+    time.sleep(settle)
+    deadline = time.monotonic() + longest
+    count = worker.handlers()
+    while True:
+        time.sleep(settle / 2)
+        now = worker.handlers()
+        if now == count or time.monotonic() > deadline:
+            return now
+        count = now
+
+
 def measure_shutdown(
     server: Server,
     endpoint: str,
@@ -120,8 +133,7 @@ def measure_shutdown(
             for sock in sockets:
                 sock.shutdown(socket.SHUT_RDWR)
                 sock.close()
-        time.sleep(settle)  # what a deploy finds: the clients left a moment ago (or are still there)
-        handlers = worker.handlers()
+        handlers = _settled_handlers(worker, settle)  # what a deploy finds: the clients left a moment ago, or stay
         started = time.monotonic()
         worker.child.signal(signal.SIGINT)
         closes: list[str] = []
