@@ -26,12 +26,12 @@ def _code_cells(notebook: str) -> list[str]:
 
 
 def exercise_cell(n: int, notebook: str = "05_exercises") -> str:
-    return next(c for c in _code_cells(notebook) if c.startswith(f"# EXERCISE {n}\n"))
+    return next(c for c in _code_cells(notebook) if c.startswith(f"# EXERCISE {n}\n")) + "\n"
 
 
 def check_cell(n: int) -> str:
     cells = _code_cells("05_exercises")
-    return cells[cells.index(exercise_cell(n)) + 1]
+    return cells[cells.index(exercise_cell(n)[:-1]) + 1]
 
 
 _cell_numbers = itertools.count()
@@ -107,7 +107,7 @@ def test_there_is_one_check_per_exercise_story():
 def test_accepting_then_returning_is_rejected_as_not_doing_the_job(n):
     feedback = run(n, after_accept(n, "    return\n"))
     assert_rejected(feedback, "closed")
-    assert "right after accepting it (close code 1000)" in feedback.message
+    assert "right after accepting it (close code" in feedback.message
 
 
 @pytest.mark.parametrize("n", NAMES, ids=NAMES.get)
@@ -117,10 +117,10 @@ def test_closing_at_once_is_rejected_as_not_doing_the_job(n):
 
 
 @pytest.mark.parametrize("n", NAMES, ids=NAMES.get)
-def test_an_emptied_handler_is_rejected_as_refusing_the_handshake(n):
+def test_an_emptied_handler_is_rejected_as_never_accepting(n):
     feedback = run(n, emptied(n))
     assert_rejected(feedback, "refused")
-    assert "HTTP 403" in feedback.message
+    assert "handshake with HTTP 500: the endpoint returned (or failed) without accepting" in feedback.message
 
 
 # Wrong fixes that fit each exercise.
