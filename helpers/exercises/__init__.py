@@ -6,11 +6,9 @@ A check has two parts, both with real clients against a real uvicorn server on 1
    colleague asks who is online, ...) and the check compares what they received with what the
    story promises. An endpoint that accepts and returns, closes at once or sends nothing fails
    here, however little it leaks.
-2. **The leaks.** The leak checker (``helpers.leakcheck.check``) drives clients through ways of
-   leaving: first ``clean``, then, if nothing outlived those, ``rst`` (``silent`` instead where
-   the story has silent clients). It stops at the first run that leaves something behind, so that a
-   wrong answer costs seconds, not the whole tour. The sizes of the registries the exercise declares are compared before and
-   after (see ``_registry_growth``).
+2. **The leaks.** The leak checker (``helpers.leakcheck.check``) makes clients leave in the way
+   the exercise's story needs (``jobs.LEAK_RUNS``: a reset, or going silent), and the sizes of the
+   registries the exercise names are compared before and after (``feedback.registry_growth``).
 
 The feedback says what was found, and its hint is chosen by that finding. A verdict repeated word
 for word after an edit says so, and why the edit did not change it.
@@ -85,7 +83,8 @@ def check_exercise(
         runs = EXERCISES[name].leak_runs
         reports = [] if refused else _leak_reports(app, path, runs[:1] if problems else runs)
     leaks = leak_problems(reports) + registry_growth(sizes_before, registries)
-    ways = ", ".join(way.upper() for run in EXERCISES[name].leak_runs for way in run)
+    ways = " or ".join({"rst": "by a reset", "silent": "by going silent", "clean": "cleanly", "fin": "by a FIN"}[way]
+                       for run in EXERCISES[name].leak_runs for way in run)
     verdict, message = compose(problems + leaks, done, ways, leaked=bool(leaks))
     kinds = list(dict.fromkeys(p.kind for p in problems + leaks))
     note = unchanged(_LAST.get(name), message, source, kinds) if verdict != "clean" else None

@@ -142,8 +142,8 @@ def compose(problems: list[Problem], done: list[str], ways: str, leaked: bool) -
     job_failed = any(p.kind in ("refused", "closed", "missing", "wrong", "pings", "speaker", "stalled") for p in problems)
     noisy_only = problems and all(p.kind == "noisy" for p in problems)
     if not problems:
-        return "clean", (f"Passed: the endpoint did its job ({'; '.join(done)}), and nothing outlived its clients, "
-                         f"whichever way they left ({ways}).")
+        return "clean", (f"Passed: the endpoint did its job ({'; '.join(done)}), and nothing outlived its clients "
+                         f"when they left ({ways}).")
     if job_failed:
         verdict = "broken"
         head = "Not yet: the endpoint does not do what its story promises" + (", and something outlived its clients." if leaked else ".")
