@@ -24,7 +24,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from tests.notebook_kernel import NOTEBOOKS, code_cells, notebook_paths
+from helpers.notebook_runner import NOTEBOOKS, code_cells, notebook_paths
 
 ROOT = Path(__file__).resolve().parent.parent
 CHURN_APP, CHURN_PATH = "helpers.apps.fixed:app", "/ws/chat"

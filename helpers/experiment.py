@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 
@@ -110,35 +111,61 @@ class Experiment:
     def now(self) -> float:
         return time.monotonic() - self._t0
 
-    def mark(self, label: str) -> None:
-        self.run.events.append(Event(self.now, label, len(self.server.log.records)))
+    def mark(self, label: str) -> Event:
+        """Record that something happens now; the returned event is what the run's queries take."""
+        event = Event(self.now, label, len(self.server.log.records))
+        self.run.events.append(event)
+        return event
 
-    def connect(self, path: str, n: int = 1, *, mark: bool = True) -> ClientGroup:
-        group = lab_clients.connect(self.server.url(path), n)
+    def connect(self, path: str, n: int = 1, *, mark: bool = True, rcvbuf: int | None = None) -> ClientGroup:
+        """Open ``n`` clients on the server's ``path`` (see ``helpers.clients.connect``)."""
+        group = lab_clients.connect(self.server.url(path), n, rcvbuf=rcvbuf)
         if mark:
             self.mark(f"{n} connected")
         return group
 
-    def leave(self, group: Client | Iterable[Client], how: Leave, label: str | None = None, *, mark: bool = True) -> None:
+    def leave(self, group: Client | Iterable[Client], how: Leave, label: str | None = None, *, mark: bool = True) -> Event | None:
+        """Make the clients leave in one way; return the event marked just before they left (None with ``mark=False``)."""
         chosen = [group] if isinstance(group, Client) else list(group)
-        if mark:
-            self.mark(label or f"{len(chosen)} left: {how}")  # before leaving: the server may react at once
+        event = self.mark(label or f"{len(chosen)} left: {how}") if mark else None  # before: the server may react at once
         lab_clients.leave(chosen, how)
+        return event
 
-    def wait(self, seconds: float) -> None:
+    @contextmanager
+    def server_busy(self, limit: float = 10.0) -> Iterator[None]:
+        """Keep the server's event loop blocked while the block runs, as a loaded server would be: whatever
+        arrives meanwhile (two clients leaving, say) is handled together when the loop resumes."""
+        entered, release = threading.Event(), threading.Event()
+
+        def block() -> None:
+            entered.set()
+            release.wait(limit)
+
+        self.server.loop.call_soon_threadsafe(block)
+        entered.wait(limit)
+        try:
+            yield
+        finally:
+            release.set()
+
+    def wait(self, seconds: float, *, draw: bool = True) -> None:
         """Let time pass while the plot follows the samples."""
         deadline = time.monotonic() + seconds
         while (remaining := deadline - time.monotonic()) > 0:
             due = time.monotonic() - self._last_draw >= REDRAW_PERIOD
-            if self.live is not None and due and remaining > self._draw_seconds:  # a frame must not overrun the wait
+            if draw and self.live is not None and due and remaining > self._draw_seconds:  # a frame must not overrun the wait
                 self._draw()
             time.sleep(min(remaining, 0.05))
 
     def wait_until(self, condition: Callable[[], bool], timeout: float) -> bool:
-        """Wait until ``condition()`` holds (checked every 20 ms) or ``timeout`` passes."""
-        deadline = time.monotonic() + timeout
+        """Wait until ``condition()`` holds (checked every 20 ms) or ``timeout`` passes.
+
+        No frame is drawn in the first ``REDRAW_PERIOD`` of the wait, so a condition that soon holds is seen
+        when it happens, not after a redraw (which can take a second on a loaded machine)."""
+        started = time.monotonic()
+        deadline = started + timeout
         while not condition():
             if time.monotonic() >= deadline:
                 return False
-            self.wait(0.02)
+            self.wait(0.02, draw=time.monotonic() - started >= REDRAW_PERIOD)
         return True
