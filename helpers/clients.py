@@ -182,7 +182,7 @@ async def _open_one(url: str, number: int, timeout: float, rcvbuf: int | None = 
     try:
         sock = await _socket_with_rcvbuf(url, rcvbuf) if rcvbuf else None
         connection = await ws_connect(url, ping_interval=None, open_timeout=timeout, close_timeout=1.0, sock=sock,
-                                      max_queue=1 if rcvbuf else 16)
+                                      max_queue=1 if rcvbuf else 16, compression=None if rcvbuf else "deflate")
     except InvalidStatus as error:
         status = error.response.status_code
         raise LabError(f"The server answered the WebSocket handshake at {url} with HTTP {status}; is that a WebSocket route?") from None
@@ -220,8 +220,8 @@ def connect(url: str, n: int = 1, *, timeout: float = 5.0, rcvbuf: int | None = 
     """Open ``n`` clients to ``url`` at once and wait for them; each keeps reading until told to leave.
 
     ``rcvbuf`` fixes each client's socket receive buffer in bytes (loopback buffers otherwise grow to
-    megabytes) and lets the client library hold one unread message, not 16, so that a client that
-    stops reading (``hold_reading``) fills its buffers after a few messages."""
+    megabytes), lets the client library hold one unread message, not 16, and turns compression off,
+    so that a client that stops reading (``hold_reading``) fills its buffers after a few messages."""
     return ClientGroup(_client_loop().call(_open_many(url, n, timeout, rcvbuf), timeout + 2.0))
 
 

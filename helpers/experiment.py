@@ -39,6 +39,15 @@ _active: Experiment | None = None
 
 
 class Experiment:
+    """Clients connect and leave a running server while a probe counts what stays alive, and a plot follows.
+
+    Use it as a ``with`` block: ``connect`` opens real clients, ``leave`` makes them go (``clean``, ``fin``,
+    ``rst``, ``silent``, ``slow``) and returns the event it marked, ``wait``/``wait_until`` let time pass
+    while the figure updates, ``probe.alive()`` counts the watched handlers now. After the block,
+    ``ex.run`` holds the record (see ``Run``). ``watch`` names the functions to count (a function or a
+    dict of them); ``gauges`` adds numbers of your own, read 20 times a second (e.g. a registry's size).
+    """
+
     def __init__(
         self,
         server: LabServer,
@@ -58,6 +67,8 @@ class Experiment:
         self.panels = panels
         self._stop = threading.Event()
         self._sampler = threading.Thread(target=self._sample_forever, name="lab-sampler", daemon=True)
+        self.sampler_error: BaseException | None = None
+        """What stopped the sampler early (a gauge or the probe raised); surfaced when the experiment closes."""
         self._t0 = 0.0
         self._last_draw = 0.0
         self._draw_seconds = 0.0
@@ -75,26 +86,38 @@ class Experiment:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
-        self.close()
+        self.close(raise_sampler_error=error is None)
 
-    def close(self) -> None:
+    def close(self, *, raise_sampler_error: bool = True) -> None:
+        """Stop sampling, take a last sample, draw the final frame, and release every client: the clients are
+        released even if the last sample or the drawing fails. A sampler that stopped early is reported here."""
         global _active
         if self._stop.is_set():
             return
         self._stop.set()
-        if self._sampler.is_alive():
-            self._sampler.join(1.0)
-        self.run.samples.append(self.probe.sample(self._t0))
-        self.run.records = list(self.server.log.records)
-        self._draw()
-        lab_clients.close_all()
-        if _active is self:
-            _active = None
+        try:
+            if self._sampler.is_alive():
+                self._sampler.join(1.0)
+            self.run.records = list(self.server.log.records)
+            if self.sampler_error is None:
+                self.run.samples.append(self.probe.sample(self._t0))
+            self._draw()
+        finally:
+            lab_clients.close_all()
+            if _active is self:
+                _active = None
+        if self.sampler_error is not None and raise_sampler_error:
+            raise LabError(f"The experiment stopped sampling at {self.run.samples[-1].t if self.run.samples else 0:.2f} s: "
+                           f"{self.sampler_error!r} (a gauge or the probe raised).") from self.sampler_error
 
     def _sample_forever(self) -> None:
         next_at = time.monotonic()
         while not self._stop.is_set():
-            self.run.samples.append(self.probe.sample(self._t0))
+            try:
+                self.run.samples.append(self.probe.sample(self._t0))
+            except Exception as error:  # surfaced by close(), and by wait() while the experiment runs
+                self.sampler_error = error
+                return
             next_at += SAMPLE_PERIOD
             self._stop.wait(max(0.0, next_at - time.monotonic()))
 
@@ -152,6 +175,8 @@ class Experiment:
         """Let time pass while the plot follows the samples."""
         deadline = time.monotonic() + seconds
         while (remaining := deadline - time.monotonic()) > 0:
+            if self.sampler_error is not None:
+                raise LabError(f"The experiment stopped sampling: {self.sampler_error!r} (a gauge or the probe raised).") from self.sampler_error
             due = time.monotonic() - self._last_draw >= REDRAW_PERIOD
             if draw and self.live is not None and due and remaining > self._draw_seconds:  # a frame must not overrun the wait
                 self._draw()
