@@ -158,3 +158,12 @@ def test_the_plot_peak_is_a_float_as_annotated(server):
 def test_notebook_facing_classes_have_docstrings():
     assert Experiment.__doc__ and "leave" in Experiment.__doc__
     assert Run.__doc__ and "seconds_until" in Run.__doc__
+
+
+def test_server_busy_holds_the_servers_loop_until_the_block_ends(server):
+    ran = threading.Event()
+    with Experiment(server, watch=seed.get_metrics, live=False) as ex:
+        with ex.server_busy():
+            server.loop.call_soon_threadsafe(ran.set)
+            assert not ran.wait(0.3)
+        assert ran.wait(10)
