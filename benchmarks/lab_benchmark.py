@@ -1,7 +1,13 @@
 """Figures for how the lab performs on this machine. A script that prints, not a test: nothing here asserts.
 
-    .venv/bin/python -m benchmarks.lab_benchmark            (from the repository's root)
-    .venv/bin/python -m benchmarks.lab_benchmark --quick    (skip running every notebook)
+    .venv/bin/python -m benchmarks.lab_benchmark                  (from the repository's root)
+    .venv/bin/python -m benchmarks.lab_benchmark --quick          (skip running every notebook)
+    .venv/bin/python -m benchmarks.lab_benchmark --repeats 5      (runs per figure; 3 by default)
+
+Every figure is measured ``--repeats`` times and printed as min / median / max, since one run on a
+shared machine says little (two single runs of the churn ratio once gave 0.36 and 0.78). The two
+sides of a ratio are measured alternately (in-kernel, standalone, in-kernel, ...), so that a change
+in the machine's load falls on both sides, and the ratio is given per pair.
 
 1. each notebook executed headless, and the whole collection;
 2. kernel start to the first live plot frame;
@@ -24,7 +30,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from tests.notebook_kernel import NOTEBOOKS, code_cells, notebook_paths
+from helpers.notebook_runner import NOTEBOOKS, code_cells, notebook_paths
 
 ROOT = Path(__file__).resolve().parent.parent
 CHURN_APP, CHURN_PATH = "helpers.apps.fixed:app", "/ws/chat"
@@ -145,22 +151,41 @@ def leakcheck_times() -> list[tuple[str, str, float]]:
     return rows
 
 
+def spread(values: list[float], digits: int = 1) -> str:
+    """``min / median / max`` of repeated measurements, with the number of runs."""
+    low, middle, high = min(values), statistics.median(values), max(values)
+    return f"{low:.{digits}f} / {middle:.{digits}f} / {high:.{digits}f} (min / median / max of {len(values)})"
+
+
+def repeats() -> int:
+    if "--repeats" in sys.argv:
+        return max(1, int(sys.argv[sys.argv.index("--repeats") + 1]))
+    return 3
+
+
 def main() -> None:
+    runs = repeats()
     if "--quick" not in sys.argv:
-        total = 0.0
+        totals = [0.0] * runs
         for path in notebook_paths():
-            seconds = notebook_seconds(path)
-            total += seconds
-            print(f"notebook {path.stem:<22} {seconds:6.1f} s headless", flush=True)
-        print(f"notebook collection            {total:6.1f} s", flush=True)
-    print(f"kernel start to first live frame (01_predict): {kernel_start_to_first_frame(NOTEBOOKS / '01_predict.ipynb'):.2f} s", flush=True)
-    inside, outside = in_kernel_churn(), standalone_churn()
+            seconds = [notebook_seconds(path) for _ in range(runs)]
+            totals = [t + s for t, s in zip(totals, seconds)]
+            print(f"notebook {path.stem:<22} {spread(seconds)} s headless", flush=True)
+        print(f"notebook collection            {spread(totals)} s", flush=True)
+    frames = [kernel_start_to_first_frame(NOTEBOOKS / "01_predict.ipynb") for _ in range(runs)]
+    print(f"kernel start to first live frame (01_predict): {spread(frames, 2)} s", flush=True)
+    inside: list[float] = []
+    outside: list[float] = []
+    for _ in range(runs):   # interleaved: in-kernel, standalone, in-kernel, standalone, ...
+        inside.append(in_kernel_churn())
+        outside.append(standalone_churn())
     print(f"churn, {CHURN_SESSIONS} sessions, {CHURN_CONCURRENCY} at a time, {CHURN_APP} {CHURN_PATH}:")
-    print(f"  in-kernel (server and clients on threads of one process): {inside:7.0f} sessions/s")
-    print(f"  standalone uvicorn process + separate client process:      {outside:7.0f} sessions/s")
-    print(f"  ratio in-kernel / standalone: {inside / outside:.2f}", flush=True)
-    per_thousand, tasks = probe_cost_per_thousand_tasks()
-    print(f"probe: {per_thousand:.2f} ms per sample per 1,000 live tasks (measured with {tasks} tasks)", flush=True)
+    print(f"  in-kernel (server and clients on threads of one process): {spread(inside, 0)} sessions/s")
+    print(f"  standalone uvicorn process + separate client process:      {spread(outside, 0)} sessions/s")
+    print(f"  ratio in-kernel / standalone, per pair: {spread([i / o for i, o in zip(inside, outside)], 2)}", flush=True)
+    probes = [probe_cost_per_thousand_tasks() for _ in range(runs)]
+    print(f"probe: {spread([p for p, _ in probes], 2)} ms per sample per 1,000 live tasks "
+          f"(measured with {probes[0][1]} tasks)", flush=True)
     for name, verdict, seconds in leakcheck_times():
         print(f"leak checker: {name:<40} {verdict:<6} {seconds:5.1f} s")
 

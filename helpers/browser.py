@@ -11,7 +11,11 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
+
+from helpers.errors import LabError
 
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -70,5 +74,21 @@ def open_and_close_tabs(url: str, tabs: int = 3, updates: int = 3, timeout: floa
             finally:
                 browser.close()
 
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(drive).result(timeout + 30)
+    return call_with_timeout(drive, timeout + 30)
+
+
+T = TypeVar("T")
+
+
+def call_with_timeout(work: Callable[[], T], timeout: float) -> T:
+    """Run ``work`` on a thread of its own and return its result, or raise LabError after ``timeout`` seconds.
+
+    The thread is left to finish on its own (a thread cannot be killed): leaving a ``with
+    ThreadPoolExecutor`` block would wait for it, which is exactly what a timeout must not do."""
+    pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="lab-browser")
+    try:
+        return pool.submit(work).result(timeout)
+    except concurrent.futures.TimeoutError:
+        raise LabError(f"The browser did not finish within {timeout:.0f} s.") from None
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)

@@ -71,6 +71,23 @@ class Client:
         except OSError:  # closed meanwhile
             return 0
 
+    def hold_reading(self, hold: bool = True) -> None:
+        """Stop reading from the socket (``hold=True``) while staying connected, or start again: a client that
+        cannot keep up. What the server sends meanwhile piles up in the buffers in between."""
+
+        async def switch() -> None:
+            if hold and self.reader is not None:
+                self.reader.cancel()  # nothing consumes: the library stops reading once its queue is full
+                self.reader = None
+            elif not hold and self.reader is None:
+                self.reader = asyncio.create_task(self._read())
+
+        _client_loop().call(switch(), 5.0)
+
+    @property
+    def close_reason(self) -> str | None:
+        return self.connection.close_reason
+
     def longest_gap(self, since: float = 0.0) -> float:
         """The longest wait, in seconds, between two messages received after ``since`` (monotonic)."""
         times = [t for t in self.arrivals if t >= since]
@@ -151,9 +168,21 @@ def _client_loop() -> LoopThread:
     return _loop
 
 
-async def _open_one(url: str, number: int, timeout: float) -> Client:
+async def _socket_with_rcvbuf(url: str, rcvbuf: int) -> socket.socket:
+    """A TCP socket connected to the URL's host, with a receive buffer fixed before connecting (no autotuning)."""
+    host, port = url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
+    return sock
+
+
+async def _open_one(url: str, number: int, timeout: float, rcvbuf: int | None = None) -> Client:
     try:
-        connection = await ws_connect(url, ping_interval=None, open_timeout=timeout, close_timeout=1.0)
+        sock = await _socket_with_rcvbuf(url, rcvbuf) if rcvbuf else None
+        connection = await ws_connect(url, ping_interval=None, open_timeout=timeout, close_timeout=1.0, sock=sock,
+                                      max_queue=1 if rcvbuf else 16, compression=None if rcvbuf else "deflate")
     except InvalidStatus as error:
         status = error.response.status_code
         raise LabError(f"The server answered the WebSocket handshake at {url} with HTTP {status}; is that a WebSocket route?") from None
@@ -166,7 +195,7 @@ async def _open_one(url: str, number: int, timeout: float) -> Client:
     return client
 
 
-def _open_many(url: str, n: int, timeout: float) -> Coroutine[Any, Any, list[Client]]:
+def _open_many(url: str, n: int, timeout: float, rcvbuf: int | None = None) -> Coroutine[Any, Any, list[Client]]:
     global _numbers
     if n < 1:
         raise LabError(f"Number of clients must be at least 1, not {n}.")
@@ -174,7 +203,7 @@ def _open_many(url: str, n: int, timeout: float) -> Coroutine[Any, Any, list[Cli
     _numbers += n
 
     async def open_all() -> list[Client]:
-        results = await asyncio.gather(*(_open_one(url, first + i, timeout) for i in range(n)), return_exceptions=True)
+        results = await asyncio.gather(*(_open_one(url, first + i, timeout, rcvbuf) for i in range(n)), return_exceptions=True)
         opened = [r for r in results if isinstance(r, Client)]
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
@@ -187,9 +216,13 @@ def _open_many(url: str, n: int, timeout: float) -> Coroutine[Any, Any, list[Cli
     return open_all()
 
 
-def connect(url: str, n: int = 1, *, timeout: float = 5.0) -> ClientGroup:
-    """Open ``n`` clients to ``url`` at once and wait for them; each keeps reading until told to leave."""
-    return ClientGroup(_client_loop().call(_open_many(url, n, timeout), timeout + 2.0))
+def connect(url: str, n: int = 1, *, timeout: float = 5.0, rcvbuf: int | None = None) -> ClientGroup:
+    """Open ``n`` clients to ``url`` at once and wait for them; each keeps reading until told to leave.
+
+    ``rcvbuf`` fixes each client's socket receive buffer in bytes (loopback buffers otherwise grow to
+    megabytes), lets the client library hold one unread message, not 16, and turns compression off,
+    so that a client that stops reading (``hold_reading``) fills its buffers after a few messages."""
+    return ClientGroup(_client_loop().call(_open_many(url, n, timeout, rcvbuf), timeout + 2.0))
 
 
 async def connect_async(url: str, n: int = 1, *, timeout: float = 5.0) -> ClientGroup:

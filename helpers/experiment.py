@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 
@@ -38,6 +39,15 @@ _active: Experiment | None = None
 
 
 class Experiment:
+    """Clients connect and leave a running server while a probe counts what stays alive, and a plot follows.
+
+    Use it as a ``with`` block: ``connect`` opens real clients, ``leave`` makes them go (``clean``, ``fin``,
+    ``rst``, ``silent``, ``slow``) and returns the event it marked, ``wait``/``wait_until`` let time pass
+    while the figure updates, ``probe.alive()`` counts the watched handlers now. After the block,
+    ``ex.run`` holds the record (see ``Run``). ``watch`` names the functions to count (a function or a
+    dict of them); ``gauges`` adds numbers of your own, read 20 times a second (e.g. a registry's size).
+    """
+
     def __init__(
         self,
         server: LabServer,
@@ -57,6 +67,8 @@ class Experiment:
         self.panels = panels
         self._stop = threading.Event()
         self._sampler = threading.Thread(target=self._sample_forever, name="lab-sampler", daemon=True)
+        self.sampler_error: BaseException | None = None
+        """What stopped the sampler early (a gauge or the probe raised); surfaced when the experiment closes."""
         self._t0 = 0.0
         self._last_draw = 0.0
         self._draw_seconds = 0.0
@@ -74,26 +86,38 @@ class Experiment:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
-        self.close()
+        self.close(raise_sampler_error=error is None)
 
-    def close(self) -> None:
+    def close(self, *, raise_sampler_error: bool = True) -> None:
+        """Stop sampling, take a last sample, draw the final frame, and release every client: the clients are
+        released even if the last sample or the drawing fails. A sampler that stopped early is reported here."""
         global _active
         if self._stop.is_set():
             return
         self._stop.set()
-        if self._sampler.is_alive():
-            self._sampler.join(1.0)
-        self.run.samples.append(self.probe.sample(self._t0))
-        self.run.records = list(self.server.log.records)
-        self._draw()
-        lab_clients.close_all()
-        if _active is self:
-            _active = None
+        try:
+            if self._sampler.is_alive():
+                self._sampler.join(1.0)
+            self.run.records = list(self.server.log.records)
+            if self.sampler_error is None:
+                self.run.samples.append(self.probe.sample(self._t0))
+            self._draw()
+        finally:
+            lab_clients.close_all()
+            if _active is self:
+                _active = None
+        if self.sampler_error is not None and raise_sampler_error:
+            raise LabError(f"The experiment stopped sampling at {self.run.samples[-1].t if self.run.samples else 0:.2f} s: "
+                           f"{self.sampler_error!r} (a gauge or the probe raised).") from self.sampler_error
 
     def _sample_forever(self) -> None:
         next_at = time.monotonic()
         while not self._stop.is_set():
-            self.run.samples.append(self.probe.sample(self._t0))
+            try:
+                self.run.samples.append(self.probe.sample(self._t0))
+            except Exception as error:  # surfaced by close(), and by wait() while the experiment runs
+                self.sampler_error = error
+                return
             next_at += SAMPLE_PERIOD
             self._stop.wait(max(0.0, next_at - time.monotonic()))
 
@@ -110,35 +134,63 @@ class Experiment:
     def now(self) -> float:
         return time.monotonic() - self._t0
 
-    def mark(self, label: str) -> None:
-        self.run.events.append(Event(self.now, label, len(self.server.log.records)))
+    def mark(self, label: str) -> Event:
+        """Record that something happens now; the returned event is what the run's queries take."""
+        event = Event(self.now, label, len(self.server.log.records))
+        self.run.events.append(event)
+        return event
 
-    def connect(self, path: str, n: int = 1, *, mark: bool = True) -> ClientGroup:
-        group = lab_clients.connect(self.server.url(path), n)
+    def connect(self, path: str, n: int = 1, *, mark: bool = True, rcvbuf: int | None = None) -> ClientGroup:
+        """Open ``n`` clients on the server's ``path`` (see ``helpers.clients.connect``)."""
+        group = lab_clients.connect(self.server.url(path), n, rcvbuf=rcvbuf)
         if mark:
             self.mark(f"{n} connected")
         return group
 
-    def leave(self, group: Client | Iterable[Client], how: Leave, label: str | None = None, *, mark: bool = True) -> None:
+    def leave(self, group: Client | Iterable[Client], how: Leave, label: str | None = None, *, mark: bool = True) -> Event | None:
+        """Make the clients leave in one way; return the event marked just before they left (None with ``mark=False``)."""
         chosen = [group] if isinstance(group, Client) else list(group)
-        if mark:
-            self.mark(label or f"{len(chosen)} left: {how}")  # before leaving: the server may react at once
+        event = self.mark(label or f"{len(chosen)} left: {how}") if mark else None  # before: the server may react at once
         lab_clients.leave(chosen, how)
+        return event
 
-    def wait(self, seconds: float) -> None:
+    @contextmanager
+    def server_busy(self, limit: float = 10.0) -> Iterator[None]:
+        """Keep the server's event loop blocked while the block runs, as a loaded server would be: whatever
+        arrives meanwhile (two clients leaving, say) is handled together when the loop resumes."""
+        entered, release = threading.Event(), threading.Event()
+
+        def block() -> None:
+            entered.set()
+            release.wait(limit)
+
+        self.server.loop.call_soon_threadsafe(block)
+        entered.wait(limit)
+        try:
+            yield
+        finally:
+            release.set()
+
+    def wait(self, seconds: float, *, draw: bool = True) -> None:
         """Let time pass while the plot follows the samples."""
         deadline = time.monotonic() + seconds
         while (remaining := deadline - time.monotonic()) > 0:
+            if self.sampler_error is not None:
+                raise LabError(f"The experiment stopped sampling: {self.sampler_error!r} (a gauge or the probe raised).") from self.sampler_error
             due = time.monotonic() - self._last_draw >= REDRAW_PERIOD
-            if self.live is not None and due and remaining > self._draw_seconds:  # a frame must not overrun the wait
+            if draw and self.live is not None and due and remaining > self._draw_seconds:  # a frame must not overrun the wait
                 self._draw()
             time.sleep(min(remaining, 0.05))
 
     def wait_until(self, condition: Callable[[], bool], timeout: float) -> bool:
-        """Wait until ``condition()`` holds (checked every 20 ms) or ``timeout`` passes."""
-        deadline = time.monotonic() + timeout
+        """Wait until ``condition()`` holds (checked every 20 ms) or ``timeout`` passes.
+
+        No frame is drawn in the first ``REDRAW_PERIOD`` of the wait, so a condition that soon holds is seen
+        when it happens, not after a redraw (which can take a second on a loaded machine)."""
+        started = time.monotonic()
+        deadline = started + timeout
         while not condition():
             if time.monotonic() >= deadline:
                 return False
-            self.wait(0.02)
+            self.wait(0.02, draw=time.monotonic() - started >= REDRAW_PERIOD)
         return True

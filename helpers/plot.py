@@ -31,12 +31,12 @@ def _style_axes(ax: Axes, title: str) -> None:
     ax.spines[["top", "right"]].set_visible(False)
 
 
-def _peak(run: Run, connections: bool = True) -> int:
+def _peak(run: Run, connections: bool = True) -> float:
     names = [*run.watched, *run.gauges] + (["connections"] if connections else [])
     return max([1] + [run.peak(name) for name in names])
 
 
-def draw_run(ax: Axes, run: Run, *, connections: bool = True, top: int | None = None) -> None:
+def draw_run(ax: Axes, run: Run, *, connections: bool = True, top: float | None = None) -> None:
     times = run.times()
     for colour, name in zip(PALETTE, run.watched):
         ax.step(times, run.series(name), where="post", lw=3, color=colour, label=f"{name}() alive")

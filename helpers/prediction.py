@@ -23,6 +23,11 @@ def record_prediction(choice: str | None, choices: Mapping[str, str]) -> str | N
     return key
 
 
+def _clause(text: str) -> str:
+    """A choice's text as part of a sentence: without its own closing punctuation (no ``.;``)."""
+    return text.rstrip(" .;:!")
+
+
 def reveal(choice: str | None, correct: Iterable[str], choices: Mapping[str, str]) -> str:
     right = sorted(correct)
     answer = " and ".join(f"{k}) {choices[k]}" for k in right)
@@ -31,5 +36,5 @@ def reveal(choice: str | None, correct: Iterable[str], choices: Mapping[str, str
     elif choice in right:
         verdict = f"Your prediction {choice} matches the measurement."
     else:
-        verdict = f"Your prediction was {choice}) {choices[choice]}; the measurement disagrees."
+        verdict = f"Your prediction was {choice}) {_clause(choices[choice])}; the measurement disagrees."
     return f"{verdict}\nWhat the measurement supports: {answer}"

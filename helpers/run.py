@@ -12,6 +12,12 @@ from helpers.serverlog import exception_types
 
 @dataclass(frozen=True)
 class Event:
+    """Something the experiment did (clients connected, clients left, a mark), at ``t`` seconds into the run.
+
+    ``ex.leave(...)`` and ``ex.mark(...)`` return their event: pass it to the run's queries
+    (``run.alive_before(name, event)``, ``run.seconds_until(name, event, at_most=0)``, ...).
+    """
+
     t: float
     label: str
     log_mark: int = 0
@@ -20,6 +26,21 @@ class Event:
 
 @dataclass
 class Run:
+    """The record of one experiment: samples taken 20 times a second, the events, the server's log.
+
+    Every query takes an event (what ``ex.leave`` or ``ex.mark`` returned) or the start of its label:
+
+    - ``final(name)``, ``peak(name)``: a count at the end of the run, or its highest value;
+    - ``alive_before(name, event)``: the count in the last sample taken before the event;
+    - ``ended_during(name, event)``: how many fewer were alive at the end of the event's window
+      (until the next event, or the end of the run) than just before it;
+    - ``seconds_until(name, event, at_most)``: seconds from the event until the count first fell
+      to ``at_most`` or below (None: it never did);
+    - ``records_after(event)``, ``exception_types()``: what the server logged.
+
+    ``name`` is a watched function's name, a gauge's name, or ``connections``, ``extra_tasks``, ``fds``.
+    """
+
     title: str
     watched: Sequence[str]
     gauges: Sequence[str] = ()
@@ -52,27 +73,39 @@ class Run:
             value = sample_value
         return value
 
+    def before(self, name: str, t: float) -> float:
+        """The value of the last sample taken strictly before ``t`` (the first sample if none was)."""
+        value = self.series(name)[0]
+        for sample_t, sample_value in zip(self.times(), self.series(name)):
+            if sample_t >= t:
+                break
+            value = sample_value
+        return value
+
     def final(self, name: str) -> float:
         return self.series(name)[-1]
 
     def peak(self, name: str) -> float:
         return max(self.series(name))
 
-    def event(self, label_start: str) -> Event:
+    def event(self, label_start: str | Event) -> Event:
+        """The event itself, or the first event whose label starts with ``label_start``."""
+        if isinstance(label_start, Event):
+            return label_start
         for event in self.events:
             if event.label.startswith(label_start):
                 return event
         raise KeyError(f"No event starting with {label_start!r} in {[e.label for e in self.events]}.")
 
-    def window(self, label_start: str) -> tuple[float, float]:
+    def window(self, event: str | Event) -> tuple[float, float]:
         """The time from an event to the next event (or the end of the run)."""
-        start = self.event(label_start)
+        start = self.event(event)
         later = [e.t for e in self.events if e.t > start.t]
         return start.t, (later[0] if later else self.times()[-1])
 
-    def records_after(self, label_start: str) -> list[logging.LogRecord]:
+    def records_after(self, event: str | Event) -> list[logging.LogRecord]:
         """Server log records written between an event and the next event (or the end of the run)."""
-        start = self.event(label_start)
+        start = self.event(event)
         later = [e.log_mark for e in self.events if e.t > start.t]
         return self.records[start.log_mark:(later[0] if later else len(self.records))]
 
@@ -80,18 +113,31 @@ class Run:
         """Exceptions the server logged during the run, by class name."""
         return dict(exception_types(self.records))
 
-    def ended_after(self, name: str, label_start: str) -> float:
-        """How many fewer ``name`` were alive at the end of an event's window than just before it."""
-        start, end = self.window(label_start)
-        return self.at(name, start - 1e-9) - self.at(name, end - 1e-9)
+    def alive_before(self, name: str, event: str | Event) -> float:
+        """The count just before the event (the last sample taken before it)."""
+        return self.before(name, self.event(event).t)
 
-    def settled_after(self, name: str, label_start: str, target: int) -> float | None:
-        """Seconds from an event until ``name`` first reached ``target`` or below (None: never)."""
-        start = self.event(label_start).t
+    def ended_during(self, name: str, event: str | Event) -> float:
+        """How many fewer ``name`` were alive at the end of the event's window than just before the event."""
+        start, end = self.window(event)
+        return self.before(name, start) - self.before(name, end)
+
+    def seconds_until(self, name: str, event: str | Event, at_most: float) -> float | None:
+        """Seconds from an event until ``name`` first fell to ``at_most`` or below (None: it never did)."""
+        start = self.event(event).t
         for t, value in zip(self.times(), self.series(name)):
-            if t >= start and value <= target:
+            if t >= start and value <= at_most:
                 return t - start
         return None
+
+    # The names notebooks 01 and 02 used first; kept until they move to the ones above.
+    def ended_after(self, name: str, label_start: str | Event) -> float:
+        """Old name of ``ended_during`` (a count)."""
+        return self.ended_during(name, label_start)
+
+    def settled_after(self, name: str, label_start: str | Event, target: float) -> float | None:
+        """Old name of ``seconds_until`` (seconds)."""
+        return self.seconds_until(name, label_start, target)
 
     def sampling_rate(self) -> float:
         times = self.times()

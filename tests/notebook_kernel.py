@@ -8,11 +8,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import nbformat
 from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import KernelManager
 
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+from helpers.notebook_runner import NOTEBOOKS, code_cells, notebook_paths  # noqa: F401  (shared with the benchmarks)
 
 SNAPSHOT = """
 import asyncio, json, threading, psutil
@@ -26,14 +25,6 @@ print(json.dumps({
     "listening": sorted([c.laddr.ip, c.laddr.port] for c in psutil.Process().net_connections("inet") if c.status == "LISTEN"),
 }))
 """
-
-
-def notebook_paths() -> list[Path]:
-    return sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
-
-
-def code_cells(path: Path) -> list[str]:
-    return [cell.source for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code"]
 
 
 class Kernel:

@@ -1,11 +1,16 @@
 import threading
+import time
+import typing
 
 import pytest
 
 from helpers import clients
 from helpers.apps import seed
 from helpers.experiment import Experiment
-from helpers.plot import PALETTE, compare_figure, png, run_figure
+from helpers.browser import call_with_timeout
+from helpers.errors import LabError
+from helpers.plot import PALETTE, _peak, compare_figure, png, run_figure
+from helpers.run import Run
 from helpers.server import serve
 
 
@@ -67,7 +72,10 @@ def test_a_new_experiment_closes_one_left_open(server):
 def test_the_live_image_is_redrawn_while_the_experiment_runs(server):
     with Experiment(server, watch=seed.get_metrics, live=True) as ex:
         ex.connect("/ws/metrics", 2)
-        ex.wait(1.0)
+        for _ in range(40):   # frames come every REDRAW_PERIOD; a loaded machine draws each one more slowly
+            ex.wait(0.5)
+            if ex.live.frames >= 3:
+                break
     assert ex.live.frames >= 3
 
 
@@ -85,3 +93,77 @@ def test_two_runs_share_one_figure_and_one_scale(server):
     figure = compare_figure([before, after])
     assert len(figure.axes) == 2
     assert figure.axes[0].get_ylim() == figure.axes[1].get_ylim()
+
+
+def test_leave_returns_the_event_it_marked_and_runs_are_queried_by_it(server):
+    with Experiment(server, watch=seed.get_metrics, live=False) as ex:
+        group = ex.connect("/ws/metrics", 3)
+        ex.wait(0.3)
+        left = ex.leave(group, "rst")
+        ex.wait_until(lambda: ex.probe.alive()["get_metrics"] == 0, timeout=10)
+        ex.wait(0.1)
+    assert left in ex.run.events and left.label == "3 left: rst"
+    assert ex.run.alive_before("get_metrics", left) == 3
+    assert ex.run.ended_during("get_metrics", left) == 3
+    assert ex.run.seconds_until("get_metrics", left, at_most=0) >= 0
+
+
+def test_the_old_query_names_still_answer_as_the_new_ones(server):
+    run = run_broken(server)
+    assert run.ended_after("get_metrics", "4 left") == run.ended_during("get_metrics", "4 left")
+    assert run.settled_after("get_metrics", "4 left", 0) == run.seconds_until("get_metrics", "4 left", 0)
+
+
+def test_the_clients_are_released_even_when_the_last_frame_cannot_be_drawn(server, monkeypatch):
+    ex = Experiment(server, watch=seed.get_metrics, live=False).__enter__()
+    ex.connect("/ws/metrics", 2)
+
+    def broken_draw():
+        raise RuntimeError("no display")
+
+    monkeypatch.setattr(ex, "_draw", broken_draw)
+    with pytest.raises(RuntimeError):
+        ex.close()
+    assert clients.open_clients() == 0
+
+
+def test_a_gauge_that_raises_is_reported_instead_of_silently_stopping_the_sampler(server):
+    calls = []
+
+    def flaky() -> float:
+        calls.append(1)
+        if len(calls) > 3:
+            raise ValueError("the registry is gone")
+        return 0.0
+
+    with pytest.raises(LabError, match="the registry is gone"):
+        with Experiment(server, watch=seed.get_metrics, gauges={"flaky": flaky}, live=False) as ex:
+            ex.wait(1.0)
+    assert clients.open_clients() == 0
+
+
+def test_the_browser_helpers_timeout_returns_without_waiting_for_the_worker():
+    started = time.monotonic()
+    with pytest.raises(LabError, match="did not finish"):
+        call_with_timeout(lambda: time.sleep(3), 0.2)
+    assert time.monotonic() - started < 2
+
+
+def test_the_plot_peak_is_a_float_as_annotated(server):
+    run = run_broken(server)
+    assert typing.get_type_hints(_peak)["return"] is float
+    assert isinstance(_peak(run) + 0.5, float)
+
+
+def test_notebook_facing_classes_have_docstrings():
+    assert Experiment.__doc__ and "leave" in Experiment.__doc__
+    assert Run.__doc__ and "seconds_until" in Run.__doc__
+
+
+def test_server_busy_holds_the_servers_loop_until_the_block_ends(server):
+    ran = threading.Event()
+    with Experiment(server, watch=seed.get_metrics, live=False) as ex:
+        with ex.server_busy():
+            server.loop.call_soon_threadsafe(ran.set)
+            assert not ran.wait(0.3)
+        assert ran.wait(10)

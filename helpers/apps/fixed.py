@@ -1,46 +1,17 @@
-"""The pattern of notebook 04 and the endpoints of notebook 03 rewritten with it (a test keeps them in step)."""
+"""The endpoints of notebook 03 rewritten with the pattern, as notebook 04 shows them (a test keeps them in step).
+
+The pattern itself lives in ``helpers.pattern``; its names are re-exported here for the notebooks
+that imported them from this module first.
+"""
 
 import asyncio
 
-from fastapi import FastAPI, WebSocket, WebSocketDisconnect
-from starlette.websockets import WebSocketDisconnected
+from fastapi import FastAPI, WebSocket
 
 from helpers.apps import leaks
+from helpers.pattern import SEND_TIMEOUT, broadcast, client_gone, run_with_receiver
 
-def client_gone(error: BaseException) -> bool:
-    """True for the errors a send raises once the client has left."""
-    return isinstance(error, (WebSocketDisconnect, WebSocketDisconnected)) or (
-        isinstance(error, RuntimeError) and "after sending 'websocket.close'" in str(error)
-    )
-
-async def run_with_receiver(websocket: WebSocket, *senders, on_message=None) -> None:
-    """Run the senders until the client leaves (then cancel them), or until one of them fails."""
-    try:
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(sender) for sender in senders]
-            async for text in websocket.iter_text():     # the receive that is always running
-                if on_message is not None:
-                    await on_message(text)
-            for task in tasks:
-                task.cancel()
-    except* Exception as errors:   # a sender noticed first; the group cancelled everything else
-        unexpected = errors.subgroup(lambda e: not isinstance(e, ExceptionGroup) and not client_gone(e))
-        if unexpected is not None:
-            raise unexpected
-
-SEND_TIMEOUT = 0.5
-
-async def broadcast(registry: set, text: str) -> None:
-    """Send to every socket at once; drop the ones that are gone or do not keep up."""
-    async def deliver(websocket: WebSocket) -> None:
-        try:
-            await asyncio.wait_for(websocket.send_text(text), SEND_TIMEOUT)
-        except Exception as error:
-            if not (client_gone(error) or isinstance(error, TimeoutError)):
-                raise
-            registry.discard(websocket)
-    await asyncio.gather(*(deliver(ws) for ws in list(registry)))
-
+__all__ = ["SEND_TIMEOUT", "app", "broadcast", "client_gone", "run_with_receiver"]
 
 app = FastAPI()
 subscribers: set[asyncio.Queue] = set()

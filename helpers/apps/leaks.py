@@ -31,7 +31,7 @@ async def publish(price: dict) -> None:
 
 
 # A low-frequency sender.
-HEARTBEAT_INTERVAL = 2.0
+HEARTBEAT_INTERVAL = 3.0
 
 
 @app.websocket("/ws/heartbeat")
@@ -46,7 +46,7 @@ async def heartbeat(websocket: WebSocket):
 
 
 # An orphaned task.
-KEEP_WARM_INTERVAL = 1.0
+KEEP_WARM_INTERVAL = 3.0
 background_tasks: set[asyncio.Task] = set()
 
 
