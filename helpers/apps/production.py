@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
-from helpers.apps.fixed import run_with_receiver
+from helpers.pattern import run_with_receiver
 
 SHUTDOWN_CLOSE_CODE = 1012  # "Service Restart" in IANA's WebSocket close code registry
 registered: set[WebSocket] = set()

@@ -10,7 +10,7 @@ import os
 from fastapi import FastAPI, WebSocket
 from redis.asyncio import Redis
 
-from helpers.apps.fixed import run_with_receiver
+from helpers.pattern import run_with_receiver
 
 CHANNELS = {"finally": "prices-finally", "bare": "prices-bare", "pattern": "prices-pattern"}
 app = FastAPI()
