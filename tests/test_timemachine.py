@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import nbformat
@@ -19,6 +20,7 @@ def no_package_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty stack cache and a package index that refuses every connection."""
     monkeypatch.setenv("LAB_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)   # no extra index or wheel folder from this machine's pip.conf
     monkeypatch.setenv("PIP_INDEX_URL", UNREACHABLE_INDEX)
     monkeypatch.setenv("PIP_RETRIES", "0")
     monkeypatch.setenv("PIP_TIMEOUT", "2")
