@@ -118,7 +118,7 @@ IN_STEP = [
     for name in ("client_gone", "run_with_receiver", "broadcast", "prices", "forward", "beat", "heartbeat", "alerts",
                  "chat", "room", "push_metrics", "stream")
 ] + [
-    ("07_browser", dashboard, name) for name in ("read_metrics", "push_metrics", "metrics", "metrics_leaky")
+    ("07_browser", dashboard, name) for name in ("get_metrics", "read_metrics", "push_metrics", "metrics", "metrics_leaky")
 ]
 
 
