@@ -1,6 +1,5 @@
 """A real browser: JupyterLab runs every notebook, and a dashboard tab closes through jupyter-server-proxy."""
 
-import asyncio
 import concurrent.futures
 import time
 from pathlib import Path
@@ -9,6 +8,7 @@ import nbformat
 import pytest
 import websockets
 from nbclient import NotebookClient
+from websockets.sync.client import connect
 
 from helpers.apps.dashboard import app, get_metrics, metrics, metrics_leaky
 from helpers.browser import CHROMIUM_ARGS, chromium_path, open_and_close_tabs
@@ -70,10 +70,10 @@ def test_the_browser_tests_ran_here():
     assert time.monotonic() - started < 60
 
 
-async def _close_frame(url: str) -> tuple[int, str]:
-    async with websockets.connect(url) as ws:
+def _close_frame(url: str) -> tuple[int, str]:
+    with connect(url, open_timeout=10) as ws:
         try:
-            await ws.recv()
+            ws.recv(timeout=10)
         except websockets.ConnectionClosed as closed:
             assert closed.rcvd is not None
             return closed.rcvd.code, closed.rcvd.reason
@@ -84,7 +84,7 @@ async def _close_frame(url: str) -> tuple[int, str]:
 def test_a_dashboard_websocket_without_this_kernels_key_is_closed_with_a_reason_and_no_handler_runs(query: str):
     server = serve(app)
     probe = Probe(server, {"get_metrics": get_metrics, "metrics": metrics, "metrics_leaky": metrics_leaky})
-    code, reason = asyncio.run(_close_frame(f"ws://127.0.0.1:{server.port}/ws/metrics{query}"))
+    code, reason = _close_frame(f"ws://127.0.0.1:{server.port}/ws/metrics{query}")
     assert (code, reason) == (REFUSED_CODE, REFUSED)
     assert probe.alive() == {"get_metrics": 0, "metrics": 0, "metrics_leaky": 0}
 
@@ -94,11 +94,8 @@ def test_the_dashboard_link_carries_this_kernels_key_and_its_websocket_is_served
     url = dashboard_link(server, "ws/metrics", direct=True).url
     assert url.endswith(f"&key={kernel_key()}")
 
-    async def first_message() -> str:
-        async with websockets.connect(f"ws://127.0.0.1:{server.port}/ws/metrics?key={kernel_key()}") as ws:
-            return str(await ws.recv())
-
-    assert '"cpu"' in asyncio.run(first_message())
+    with connect(f"ws://127.0.0.1:{server.port}/ws/metrics?key={kernel_key()}", open_timeout=10) as ws:
+        assert '"cpu"' in str(ws.recv(timeout=10))
 
 
 def test_a_browser_opening_the_dashboard_without_the_key_shows_the_refusal_and_starts_no_handler():
@@ -139,6 +136,7 @@ assert learner_left["metrics_leaky"] == 2
 """
 
 
+@pytest.mark.timeout(600)   # the whole of notebook 07 in a fresh kernel, plus six tabs first
 def test_notebook_07s_robot_counts_only_what_it_added_after_the_learner_has_opened_and_closed_tabs():
     """On a real hub, 07's robot failed once the learner had done what the notebook asks: it counted every
     handler alive, the learner's leftovers included. Run the learner's steps first, then the rest of 07."""
