@@ -128,8 +128,10 @@ class DashboardLink:
         return f"[Open the dashboard in a new tab]({self.url}) ({self.via})"
 
 
+@functools.cache
 def _jupyter_base_url() -> str | None:
-    """The base URL of the Jupyter server that started this kernel, if it is one."""
+    """The base URL of the Jupyter server that started this kernel, if it is one (looked up once per kernel:
+    importing jupyter_server takes seconds on a busy machine)."""
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX")
     if prefix:
         return prefix if prefix.endswith("/") else prefix + "/"
