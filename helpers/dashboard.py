@@ -3,12 +3,23 @@
 The page is self-contained (no CDN, works offline). It builds its WebSocket address from its own
 location, so the same page works at ``http://127.0.0.1:PORT/dashboard``, behind jupyter-server-proxy
 at ``{base_url}proxy/PORT/dashboard``, and over https (``wss:``) on Binder or a JupyterHub.
+
+Only the learner whose kernel serves the app can open it. On a JupyterHub that runs every user on one
+host, loopback ports are shared, so another user's proxy can reach this kernel's port. ``add_dashboard``
+therefore puts the app's WebSockets behind a per-kernel key: every WebSocket needs ``key=`` in its
+query string, and the page passes on the one in its own link, which ``dashboard_link`` writes. A
+WebSocket without it is accepted and closed at once with code 1008 (policy violation) and a reason,
+which the page shows. The page itself holds no data and is served to anyone.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import secrets
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
@@ -46,7 +57,7 @@ PAGE = """<!doctype html>
   const address = scheme + "//" + location.host + folder + (params.get("ws") || "ws/metrics");
   document.getElementById("address").textContent = address;
   let count = 0;
-  const socket = new WebSocket(address);
+  const socket = new WebSocket(address + "?key=" + encodeURIComponent(params.get("key") || ""));
   socket.onopen = () => { document.getElementById("status").textContent = "live"; };
   socket.onmessage = (event) => {
     const metrics = JSON.parse(event.data);
@@ -54,9 +65,9 @@ PAGE = """<!doctype html>
     document.getElementById("memory").textContent = metrics.memory.toFixed(1) + " %";
     document.getElementById("count").textContent = String(++count);
   };
-  socket.onclose = () => {
+  socket.onclose = (event) => {
     const status = document.getElementById("status");
-    status.textContent = "connection closed";
+    status.textContent = "connection closed (" + event.code + (event.reason ? ": " + event.reason : "") + ")";
     status.className = "closed";
   };
 </script>
@@ -65,13 +76,47 @@ PAGE = """<!doctype html>
 """
 
 
+REFUSED = "This dashboard belongs to another kernel: open the link that kernel's notebook printed."
+"""The close reason (at most 123 bytes, the WebSocket limit) for a WebSocket without the key."""
+REFUSED_CODE = 1008
+
+
+@functools.cache
+def kernel_key() -> str:
+    """A secret made once per kernel (process); only links printed in this kernel carry it."""
+    return secrets.token_urlsafe(16)
+
+
+def _has_key(scope: dict[str, Any]) -> bool:
+    given = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("key", [""])[0]
+    return secrets.compare_digest(given.encode(), kernel_key().encode())
+
+
+class KernelKeyRequired:
+    """ASGI middleware: WebSocket connections without this kernel's key are refused with a close reason."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "websocket" or _has_key(scope):
+            await self.app(scope, receive, send)
+            return
+        await receive()  # websocket.connect
+        # Accept, then close: a close before accepting becomes an HTTP 403, and the browser sees no reason.
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.close", "code": REFUSED_CODE, "reason": REFUSED})
+
+
 async def dashboard_page(request: Request) -> HTMLResponse:
     return HTMLResponse(PAGE)
 
 
 def add_dashboard(app: ASGIApp, path: str = "/dashboard") -> None:
-    """Serve the dashboard page at ``path`` (GET) on a FastAPI or Starlette app."""
+    """Serve the dashboard page at ``path`` (GET) on a FastAPI or Starlette app, and require this kernel's
+    key (``kernel_key()``) on every WebSocket connection the app receives."""
     app.add_route(path, dashboard_page, methods=["GET"])
+    app.add_middleware(KernelKeyRequired)
 
 
 @dataclass(frozen=True)
@@ -83,8 +128,10 @@ class DashboardLink:
         return f"[Open the dashboard in a new tab]({self.url}) ({self.via})"
 
 
+@functools.cache
 def _jupyter_base_url() -> str | None:
-    """The base URL of the Jupyter server that started this kernel, if it is one."""
+    """The base URL of the Jupyter server that started this kernel, if it is one (looked up once per kernel:
+    importing jupyter_server takes seconds on a busy machine)."""
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX")
     if prefix:
         return prefix if prefix.endswith("/") else prefix + "/"
@@ -112,7 +159,7 @@ def dashboard_link(server: LabServer, ws_path: str = "ws/metrics", page: str = "
     """Where a browser can open the dashboard: through jupyter-server-proxy when this kernel runs
     under a Jupyter server (local JupyterLab, Binder, JupyterHub), otherwise (or with ``direct``)
     on 127.0.0.1, which only a browser on this machine can reach."""
-    query = f"?ws={ws_path.lstrip('/')}"
+    query = f"?ws={ws_path.lstrip('/')}&key={kernel_key()}"
     base = None if direct else _jupyter_base_url()
     if base is not None and _proxy_available():
         via = "through JupyterHub's jupyter-server-proxy" if "JUPYTERHUB_SERVICE_PREFIX" in os.environ else "through jupyter-server-proxy"

@@ -38,3 +38,17 @@ def reveal(choice: str | None, correct: Iterable[str], choices: Mapping[str, str
     else:
         verdict = f"Your prediction was {choice}) {_clause(choices[choice])}; the measurement disagrees."
     return f"{verdict}\nWhat the measurement supports: {answer}"
+
+
+_last_verdicts: dict[str, str] = {}
+
+
+def verdict(topic: str, text: str, *, unchanged_because: str) -> str:
+    """``text``, the measured result of an experiment; when the learner re-runs it (for example after editing
+    the endpoint) and the result is word for word the same as last time, say so, and why the edit could not
+    change it, instead of repeating the same sentence as if nothing had been checked."""
+    previous = _last_verdicts.get(topic)
+    _last_verdicts[topic] = text
+    if previous == text:
+        return f"{text}\nSame result as your last run: {unchanged_because}"
+    return text

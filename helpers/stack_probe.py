@@ -4,7 +4,10 @@ Run as a script by ``helpers.timemachine`` inside throwaway virtual environments
 historical versions of fastapi, starlette, uvicorn and websockets. It imports nothing from
 the lab and uses a raw-socket WebSocket client, so the client never changes between stacks.
 
-    python stack_probe.py BACKEND WAY OBSERVE_SECONDS
+    python stack_probe.py BACKEND WAY[,WAY...] OBSERVE_SECONDS
+
+Each way runs on a fresh server, one after the other, and prints one JSON line: one process per backend
+saves the start-up cost of importing an old stack once per way.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from importlib import metadata
 from fastapi import FastAPI, WebSocket
 
 SEND_INTERVAL = 0.05
+SHUTDOWN_WAIT = 1.0  # seconds a graceful shutdown may take before the report says it hung
 state = {"running": 0, "sends_after_leave": 0, "raised": None, "left_at": None, "ended_at": None}
 
 app = FastAPI()
@@ -94,6 +98,7 @@ def raw_client(port: int, way: str, ready: threading.Event, done: threading.Even
 async def main(backend: str, way: str, observe: float) -> dict[str, object]:
     import uvicorn
 
+    state.update(running=0, sends_after_leave=0, raised=None, left_at=None, ended_at=None)
     errors = Errors()
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).addHandler(errors)
@@ -124,7 +129,7 @@ async def main(backend: str, way: str, observe: float) -> dict[str, object]:
     done.set()
     server.should_exit = True
     try:
-        await asyncio.wait_for(serving, 2.0)
+        await asyncio.wait_for(serving, SHUTDOWN_WAIT)
     except asyncio.TimeoutError:
         report["shutdown_hung"] = True
     else:
@@ -133,7 +138,7 @@ async def main(backend: str, way: str, observe: float) -> dict[str, object]:
 
 
 if __name__ == "__main__":
-    result = asyncio.run(main(sys.argv[1], sys.argv[2], float(sys.argv[3])))
-    print(json.dumps(result))
-    sys.stdout.flush()
+    for one_way in sys.argv[2].split(","):
+        loop = asyncio.new_event_loop()   # a hung server's tasks stay on their own loop, never run again
+        print(json.dumps(loop.run_until_complete(main(sys.argv[1], one_way, float(sys.argv[3])))), flush=True)
     os._exit(0)  # a hung server must not keep this process alive

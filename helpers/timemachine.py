@@ -4,21 +4,41 @@ Each stack is installed once from the package index into a cache folder
 (``$LAB_CACHE`` or ``~/.cache/ws-leak-lab``) and reused afterwards. The experiment itself
 (``stack_probe.py``) runs as a subprocess of that environment's Python, so nothing from an old
 stack is ever imported into your kernel.
+
+Where the package index cannot be reached (a classroom with no network), ``environment`` raises
+``TimeMachineUnavailable`` with that sentence, and ``recorded()`` returns the results of a real
+run made with the lab, with its date and versions, for the notebook to show *as recorded*.
+
+    python -m helpers.timemachine build    # install every stack into the cache (Binder's postBuild)
+    python -m helpers.timemachine record   # run every case of notebook 02 and rewrite RECORDED
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import datetime
 import hashlib
 import json
 import os
+import platform
 import subprocess
 import sys
 import venv
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from helpers.errors import LabError
+
 PROBE_SCRIPT = Path(__file__).with_name("stack_probe.py")
+RECORDED = Path(__file__).with_name("timemachine_recorded.json")
+INSTALL_TIMEOUT = 600.0
+"""Seconds one stack's ``pip install`` may take before the time machine gives up."""
+PROBE_TIMEOUT = 60.0
+UNREACHABLE_SIGNS = (
+    "(from versions: none)", "NewConnectionError", "Failed to establish a new connection", "Network is unreachable",
+    "Temporary failure in name resolution", "Name or service not known", "ConnectTimeoutError", "ProxyError",
+)
+"""What pip prints when it never heard from the index (its own words hide that: "No matching distribution found")."""
 
 STACKS: dict[str, tuple[str, ...]] = {
     "uvicorn 0.52.0 (before the fix for lost connections)": (
@@ -71,32 +91,114 @@ def environment(stack: str) -> Path:
     if is_cached(stack) and python.exists():
         return python
     venv.EnvBuilder(with_pip=True, clear=True).create(home)
-    installed = subprocess.run(
-        [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *pins],
-        capture_output=True, text=True, timeout=600,
-    )
+    try:
+        installed = subprocess.run(
+            [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *pins],
+            capture_output=True, text=True, timeout=INSTALL_TIMEOUT,
+        )
+    except subprocess.TimeoutExpired:
+        raise TimeMachineUnavailable(
+            f"Installing {stack} took longer than {INSTALL_TIMEOUT:.0f} s, so the package index is too slow to reach "
+            "from here today."
+        ) from None
     if installed.returncode != 0:
-        last = (installed.stderr.strip().splitlines() or ["no output"])[-1]
-        raise TimeMachineUnavailable(f"Could not install {stack} ({' '.join(pins)}): {last}")
+        raise TimeMachineUnavailable(install_failure(stack, installed.stderr))
     stamp.write_text(" ".join(pins))
     return python
 
 
+def install_failure(stack: str, pip_stderr: str) -> str:
+    """One sentence on why pip could not install a stack, in the learner's terms rather than pip's."""
+    last = (pip_stderr.strip().splitlines() or ["no output"])[-1].removeprefix("ERROR: ")
+    if any(sign in pip_stderr for sign in UNREACHABLE_SIGNS):
+        return f"The package index cannot be reached from here, so {stack} cannot be installed (pip said: {last})."
+    return f"Could not install {stack} ({' '.join(STACKS[stack])}): {last}"
+
+
 def run(stack: str, backend: str, way: str, observe: float = 1.0) -> StackReport:
+    return run_ways(stack, backend, [way], observe)[0]
+
+
+def run_ways(stack: str, backend: str, ways: list[str], observe: float = 1.0) -> list[StackReport]:
+    """One subprocess on ``stack``'s Python runs each way on a fresh server, one after the other."""
     python = environment(stack) if stack in STACKS else Path(sys.executable)
-    done = subprocess.run(
-        [python, PROBE_SCRIPT, backend, way, str(observe)], capture_output=True, text=True, timeout=60, cwd=PROBE_SCRIPT.parent
-    )
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or not lines:
-        raise RuntimeError(f"The probe failed on {stack}, {backend}, {way}: {(done.stderr.strip().splitlines() or ['?'])[-1]}")
-    return StackReport(stack=stack, **json.loads(lines[-1]))
+    limit = len(ways) * (PROBE_TIMEOUT + observe)
+    try:
+        done = subprocess.run(
+            [python, PROBE_SCRIPT, backend, ",".join(ways), str(observe)], capture_output=True, text=True,
+            timeout=limit, cwd=PROBE_SCRIPT.parent,
+        )
+    except subprocess.TimeoutExpired:
+        raise LabError(f"The probe on {stack}, {backend}, {ways} did not finish within {limit:.0f} s.") from None
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or len(lines) != len(ways):
+        raise LabError(f"The probe failed on {stack}, {backend}, {ways}: {(done.stderr.strip().splitlines() or ['?'])[-1]}")
+    return [StackReport(stack=stack, **json.loads(line)) for line in lines]
 
 
 def run_many(cases: list[tuple[str, str, str]], observe: float = 1.0, workers: int = 4) -> list[StackReport]:
-    """Run (stack, backend, way) cases in parallel subprocesses, installing each stack first."""
+    """Run (stack, backend, way) cases, installing each stack first: one subprocess per stack and backend,
+    those subprocesses in parallel. The reports come back in the order of ``cases``."""
     for stack in dict.fromkeys(stack for stack, _, _ in cases):
         if stack in STACKS:
             environment(stack)
+    groups: dict[tuple[str, str], list[str]] = {}
+    for stack, backend, way in cases:
+        groups.setdefault((stack, backend), []).append(way)
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        return list(pool.map(lambda case: run(*case, observe=observe), cases))
+        done = dict(zip(groups, pool.map(lambda group: run_ways(*group, groups[group], observe), groups)))
+    reports = {(r.stack, r.backend, r.way): r for found in done.values() for r in found}
+    return [reports[case] for case in cases]
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """Results of a real run of the time machine, kept with the lab for rooms with no package index."""
+
+    date: str
+    python: str
+    platform: str
+    reports: list[StackReport]
+
+    @property
+    def versions(self) -> dict[str, dict[str, str]]:
+        """The versions each stack actually ran, as the probe read them from its environment."""
+        return {r.stack: r.versions for r in self.reports}
+
+
+def recorded(path: Path = RECORDED) -> Recorded:
+    """The results recorded with the lab (``python -m helpers.timemachine record`` wrote them)."""
+    data = json.loads(path.read_text())
+    return Recorded(data["date"], data["python"], data["platform"], [StackReport(**r) for r in data["reports"]])
+
+
+def record(cases: list[tuple[str, str, str]], observe: float = 0.6, path: Path = RECORDED) -> Recorded:
+    """Run ``cases`` for real and write the results, with today's date and this machine's Python, to ``path``."""
+    reports = run_many(cases, observe=observe)
+    result = Recorded(datetime.date.today().isoformat(), platform.python_version(), platform.platform(terse=True), reports)
+    path.write_text(json.dumps({**asdict(result), "reports": [asdict(r) for r in reports]}, indent=1) + "\n")
+    return result
+
+
+def notebook_cases() -> list[tuple[str, str, str]]:
+    """The (stack, backend, way) cases notebook 02 runs, each observed for 0.6 s after the client left."""
+    old, older = list(STACKS)
+    return ([(old, b, w) for b in ["websockets-sansio", "wsproto"] for w in ["fin", "rst"]]
+            + [(older, b, w) for b in ["wsproto", "websockets"] for w in ["clean", "fin", "rst"]])
+
+
+def main(argv: list[str]) -> int:
+    if argv == ["build"]:
+        for stack in STACKS:
+            print(f"{stack}: {environment(stack)}", flush=True)
+        return 0
+    if argv == ["record"]:
+        done = record(notebook_cases())
+        print(f"recorded {len(done.reports)} runs on {done.date} (Python {done.python}) in {RECORDED}")
+        return 0
+    print("usage: python -m helpers.timemachine build|record")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

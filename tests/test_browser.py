@@ -1,18 +1,24 @@
 """A real browser: JupyterLab runs every notebook, and a dashboard tab closes through jupyter-server-proxy."""
 
+import concurrent.futures
 import time
 from pathlib import Path
 
+import nbformat
 import pytest
+import websockets
+from nbclient import NotebookClient
+from websockets.sync.client import connect
 
-from helpers.apps.dashboard import app, metrics, metrics_leaky
-from helpers.browser import open_and_close_tabs
+from helpers.apps.dashboard import app, get_metrics, metrics, metrics_leaky
+from helpers.browser import CHROMIUM_ARGS, chromium_path, open_and_close_tabs
+from helpers.dashboard import REFUSED, REFUSED_CODE, dashboard_link, kernel_key
 from helpers.probe import Probe
 from helpers.server import serve
 from helpers.waiting import wait_until
 from tests.conftest import lab_session, require_browser
 from tests.jupyterlab_session import ARTIFACTS, BASE_URL
-from tests.notebook_kernel import notebook_paths
+from tests.notebook_kernel import NOTEBOOKS, notebook_paths
 from tests.test_notebooks import executed
 
 WITH_LIVE_PLOTS = {"01_predict", "02_reproduce", "03_real_leaks", "04_the_fix", "06_at_scale", "07_browser"}
@@ -34,7 +40,7 @@ def test_jupyterlab_in_chromium_runs_the_notebook_with_no_error_and_its_live_plo
 def _dashboard_through_proxy(ws_path: str, watched) -> tuple[float | None, int]:
     server = serve(app)
     probe = Probe(server, watched)
-    url = f"{lab_session().url}proxy/{server.port}/dashboard?ws={ws_path}"
+    url = f"{lab_session().url}proxy/{server.port}/dashboard?ws={ws_path}&key={kernel_key()}"
     assert url.startswith(f"http://127.0.0.1:{lab_session().port}{BASE_URL}proxy/")
     report = open_and_close_tabs(url, tabs=1, updates=3, screenshot=str(ARTIFACTS / f"dashboard-{ws_path.replace('/', '-')}.png"))
     assert report.updates_seen[0] >= 3
@@ -62,3 +68,83 @@ def test_the_browser_tests_ran_here():
     started = time.monotonic()
     assert lab_session().url.startswith("http://127.0.0.1:")
     assert time.monotonic() - started < 60
+
+
+def _close_frame(url: str) -> tuple[int, str]:
+    with connect(url, open_timeout=10) as ws:
+        try:
+            ws.recv(timeout=10)
+        except websockets.ConnectionClosed as closed:
+            assert closed.rcvd is not None
+            return closed.rcvd.code, closed.rcvd.reason
+    raise AssertionError("the server sent a message instead of closing")
+
+
+@pytest.mark.parametrize("query", ["", "?key=", "?key=not-this-kernels-key"], ids=["no key", "empty key", "wrong key"])
+def test_a_dashboard_websocket_without_this_kernels_key_is_closed_with_a_reason_and_no_handler_runs(query: str):
+    server = serve(app)
+    probe = Probe(server, {"get_metrics": get_metrics, "metrics": metrics, "metrics_leaky": metrics_leaky})
+    code, reason = _close_frame(f"ws://127.0.0.1:{server.port}/ws/metrics{query}")
+    assert (code, reason) == (REFUSED_CODE, REFUSED)
+    assert probe.alive() == {"get_metrics": 0, "metrics": 0, "metrics_leaky": 0}
+
+
+def test_the_dashboard_link_carries_this_kernels_key_and_its_websocket_is_served():
+    server = serve(app)
+    url = dashboard_link(server, "ws/metrics", direct=True).url
+    assert url.endswith(f"&key={kernel_key()}")
+
+    with connect(f"ws://127.0.0.1:{server.port}/ws/metrics?key={kernel_key()}", open_timeout=10) as ws:
+        assert '"cpu"' in str(ws.recv(timeout=10))
+
+
+def test_a_browser_opening_the_dashboard_without_the_key_shows_the_refusal_and_starts_no_handler():
+    require_browser()
+    server = serve(app)
+    probe = Probe(server, metrics)
+    url = f"http://127.0.0.1:{server.port}/dashboard?ws=ws/metrics"   # the link without its key
+
+    def drive() -> str:
+        from playwright.sync_api import sync_playwright
+
+        with sync_playwright() as playwright:
+            chromium = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+            try:
+                page = chromium.new_page()
+                page.goto(url, timeout=15_000)
+                page.wait_for_function("document.getElementById('status').className === 'closed'", timeout=15_000)
+                return page.inner_text("#status")
+            finally:
+                chromium.close()
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        status = pool.submit(drive).result(60)
+    assert status == f"connection closed ({REFUSED_CODE}: {REFUSED})"
+    assert probe.alive()["metrics"] == 0
+
+
+LEARNER_STEPS = """
+# What a learner does before the robot runs: opens tabs on every endpoint and closes them.
+from helpers.probe import Probe
+for path in ENDPOINTS.values():
+    browser.open_and_close_tabs(dashboard_link(server, path, direct=True).url, tabs=2)
+import time
+time.sleep(1.0)   # several sends: the handlers that end have ended
+learner_left = Probe(server, WATCH).alive()
+print("the learner's tabs left:", learner_left)
+assert learner_left["metrics_leaky"] == 2
+"""
+
+
+@pytest.mark.timeout(600)   # the whole of notebook 07 in a fresh kernel, plus six tabs first
+def test_notebook_07s_robot_counts_only_what_it_added_after_the_learner_has_opened_and_closed_tabs():
+    """On a real hub, 07's robot failed once the learner had done what the notebook asks: it counted every
+    handler alive, the learner's leftovers included. Run the learner's steps first, then the rest of 07."""
+    require_browser()
+    notebook = nbformat.read(NOTEBOOKS / "07_browser.ipynb", as_version=4)
+    robot = next(i for i, c in enumerate(notebook.cells) if c.source.startswith("from helpers.prediction import"))
+    notebook.cells.insert(robot, nbformat.v4.new_code_cell("from helpers import browser\n" + LEARNER_STEPS))
+    NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+    printed = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
+    assert "the learner's tabs left: {'get_metrics': 0, 'metrics': 0, 'metrics_leaky': 2}" in printed
+    assert "handlers added by the robot's 3 tabs per endpoint: {'get_metrics': 0, 'metrics': 0, 'metrics_leaky': 3}" in printed

@@ -117,7 +117,7 @@ def _definition(text: str, name: str) -> str:
 IN_STEP = [
     ("01_predict", seed, name) for name in ("get_metrics", "get_metrics_fixed")
 ] + [
-    ("07_browser", dashboard, name) for name in ("read_metrics", "push_metrics", "metrics", "metrics_leaky")
+    ("07_browser", dashboard, name) for name in ("get_metrics", "read_metrics", "push_metrics", "metrics", "metrics_leaky")
 ]
 
 

@@ -1,4 +1,4 @@
-"""Notebook 07's app: the dashboard page and its two endpoints (a test keeps them in step)."""
+"""Notebook 07's app: the dashboard page and its three endpoints (a test keeps them in step)."""
 
 import asyncio
 
@@ -8,8 +8,19 @@ from fastapi import FastAPI, WebSocket
 from helpers.apps.fixed import run_with_receiver
 from helpers.dashboard import add_dashboard
 
+SEND_INTERVAL = 0.2
+
 app = FastAPI()
-add_dashboard(app)   # GET /dashboard
+add_dashboard(app)   # GET /dashboard, and this kernel's key required on every connection
+
+
+@app.websocket("/ws/article")
+async def get_metrics(websocket: WebSocket):
+    await websocket.accept()
+    while True:
+        metrics = {"cpu": 22.4, "memory": 65.1}
+        await websocket.send_json(metrics)
+        await asyncio.sleep(SEND_INTERVAL)
 
 
 def read_metrics() -> dict:
@@ -19,7 +30,7 @@ def read_metrics() -> dict:
 async def push_metrics(websocket: WebSocket) -> None:
     while True:
         await websocket.send_json(read_metrics())
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(SEND_INTERVAL)
 
 
 @app.websocket("/ws/metrics")
@@ -36,4 +47,4 @@ async def metrics_leaky(websocket: WebSocket):
             await websocket.send_json(read_metrics())
         except Exception:
             pass
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(SEND_INTERVAL)
