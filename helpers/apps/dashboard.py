@@ -5,7 +5,7 @@ import asyncio
 import psutil
 from fastapi import FastAPI, WebSocket
 
-from helpers.apps.fixed import run_with_receiver
+from helpers.pattern import run_with_receiver
 from helpers.dashboard import add_dashboard
 
 SEND_INTERVAL = 0.2
