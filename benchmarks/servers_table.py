@@ -34,26 +34,34 @@ ENDPOINTS: dict[str, tuple[Any, str, Callable[..., Any]]] = {
 }
 
 
-def alive_after_leaving(server: LabServer, path: str, fn: Callable[..., Any], way: str, after: float) -> int:
-    group = clients.connect(server.url(path), N)
+def alive_after_leaving(server: LabServer, watch: dict[str, Callable[..., Any]], way: str, after: float) -> dict[str, int]:
+    """Connect N clients to each watched endpoint, let them all leave one way, count ``after`` seconds later."""
+    groups = [clients.connect(server.url(ENDPOINTS[label][1]), N) for label in watch]
     deadline = time.monotonic() + 10
-    while server.count_alive({"fn": fn})["fn"] < N and time.monotonic() < deadline:
+    while server.count_alive(watch) != dict.fromkeys(watch, N) and time.monotonic() < deadline:
         time.sleep(0.05)
-    clients.leave(group, way)
+    for group in groups:
+        clients.leave(group, way)
     time.sleep(after)
-    alive = server.count_alive({"fn": fn})["fn"]
+    alive = server.count_alive(watch)
     clients.close_all()
     return alive
 
 
 def leaving_table(after: float) -> dict[tuple[str, str, str], int]:
+    """A fresh server per (server, way, app), so that no earlier zombie is counted again."""
     results: dict[tuple[str, str, str], int] = {}
+    by_app: dict[int, dict[str, Callable[..., Any]]] = {}
+    for label, (app, _, fn) in ENDPOINTS.items():
+        by_app.setdefault(id(app), {})[label] = fn
+    apps = {id(app): app for app, _, _ in ENDPOINTS.values()}
     for name in SERVERS:
-        for label, (app, path, fn) in ENDPOINTS.items():
-            server = serve(app, server=name)  # type: ignore[arg-type]
-            for way in WAYS:
-                results[name, way, label] = alive_after_leaving(server, path, fn, way, after)
-            stop_current()
+        for way in WAYS:
+            for key, watch in by_app.items():
+                server = serve(apps[key], server=name)  # type: ignore[arg-type]
+                for label, alive in alive_after_leaving(server, watch, way, after).items():
+                    results[name, way, label] = alive
+                stop_current()
     return results
 
 

@@ -31,9 +31,9 @@ def budget(path: Path) -> float:
 
 
 def test_there_are_notebooks_to_test():
-    assert [p.name for p in notebook_paths()][:9] == [
+    assert [p.name for p in notebook_paths()][:10] == [
         "00_start_here.ipynb", "01_predict.ipynb", "02_reproduce.ipynb", "03_real_leaks.ipynb", "04_the_fix.ipynb",
-        "05_exercises.ipynb", "05_solutions.ipynb", "06_at_scale.ipynb", "07_browser.ipynb",
+        "05_exercises.ipynb", "05_servers.ipynb", "05_solutions.ipynb", "06_at_scale.ipynb", "07_browser.ipynb",
     ]
 
 

@@ -267,3 +267,27 @@ def test_a_keyboard_interrupt_while_an_in_kernel_server_starts_leaves_no_thread(
         serve(slow_app, server=server, lifespan=True)
     assert eventually(lambda: not lab_server_threads())
     assert current() is None
+
+
+def test_the_lab_knows_each_servers_own_keepalive_defaults():
+    import hypercorn.config
+    import uvicorn
+
+    from helpers.servers.daphne import DaphneServer
+    from helpers.servers.granian import GranianServer
+    from helpers.servers.hypercorn import HypercornServer
+    from helpers.servers.uvicorn import UvicornServer
+
+    config = uvicorn.Config(seed.app)
+    assert UvicornServer.keepalive_defaults == {"ping_interval": config.ws_ping_interval, "ping_timeout": config.ws_ping_timeout}
+    assert HypercornServer.keepalive_defaults["ping_interval"] == hypercorn.config.Config().websocket_ping_interval
+    assert GranianServer.keepalive_defaults == {"ping_interval": None, "ping_timeout": None}
+    # daphne.server installs Twisted's reactor on import: read its defaults in a process of their own.
+    read = subprocess.run(
+        [sys.executable, "-c", "import inspect, daphne.server as s; p = inspect.signature(s.Server).parameters; "
+         "print(p['ping_interval'].default, p['ping_timeout'].default, p['application_close_timeout'].default)"],
+        capture_output=True, text=True, check=True,
+    )
+    interval, timeout, close_timeout = map(float, read.stdout.split())
+    assert DaphneServer.keepalive_defaults == {"ping_interval": interval, "ping_timeout": timeout}
+    assert DaphneServer.default_application_close_timeout == close_timeout

@@ -151,6 +151,8 @@ class LabServer(abc.ABC):
         answered with the scope's ``asgi`` entry and never reaches the app.
         """
         if self._spec is None:
+            if not self.running:
+                raise LabError(f"This {self.name} server has stopped: read spec_version while it runs.")
             with sync_client.connect(f"ws://{HOST}:{self.port}{SCOPE_PATH}", open_timeout=5) as ws:
                 self._spec = json.loads(ws.recv(timeout=5))
         return self._spec
