@@ -30,7 +30,7 @@ c.DockerSpawner.remove = True               # a participant's container goes whe
 c.DockerSpawner.notebook_dir = "/home/jovyan"   # repo2docker puts the repository in the user's home
 c.Spawner.default_url = "/lab/tree/notebooks/00_start_here.ipynb"
 
-# Binder's limits, which the notebooks are measured against (06 checks its peak memory stays under 1 GB).
+# Binder's limits, which the notebooks are measured against (07 checks its peak memory stays under 1 GB).
 c.DockerSpawner.mem_limit = "2G"
 c.DockerSpawner.cpu_limit = 1.0
 

@@ -1,6 +1,6 @@
 """A real browser (headless Chromium, driven by Playwright) that opens dashboard tabs and closes them.
 
-Used by notebook 07 to demonstrate what a learner does by hand, and by the browser tests. Playwright's
+Used by notebook 08 to demonstrate what a learner does by hand, and by the browser tests. Playwright's
 synchronous API refuses to run where an asyncio loop is running (a notebook cell), so every browser
 session here runs on a thread of its own. Chromium is Debian's (``/usr/bin/chromium``): nothing is
 downloaded.

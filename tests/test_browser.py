@@ -21,7 +21,7 @@ from tests.jupyterlab_session import ARTIFACTS, BASE_URL
 from tests.notebook_kernel import NOTEBOOKS, notebook_paths
 from tests.test_notebooks import executed
 
-WITH_LIVE_PLOTS = {"01_predict", "02_reproduce", "03_real_leaks", "04_the_fix", "06_at_scale", "07_browser"}
+WITH_LIVE_PLOTS = {"01_predict", "02_reproduce", "03_real_leaks", "04_the_fix", "07_at_scale", "08_browser"}
 
 
 @pytest.mark.parametrize("path", notebook_paths(), ids=lambda p: p.stem)
@@ -136,12 +136,12 @@ assert learner_left["metrics_leaky"] == 2
 """
 
 
-@pytest.mark.timeout(600)   # the whole of notebook 07 in a fresh kernel, plus six tabs first
+@pytest.mark.timeout(600)   # the whole of notebook 08 in a fresh kernel, plus six tabs first
 def test_notebook_07s_robot_counts_only_what_it_added_after_the_learner_has_opened_and_closed_tabs():
-    """On a real hub, 07's robot failed once the learner had done what the notebook asks: it counted every
+    """On a real hub, 08's robot failed once the learner had done what the notebook asks: it counted every
     handler alive, the learner's leftovers included. Run the learner's steps first, then the rest of 07."""
     require_browser()
-    notebook = nbformat.read(NOTEBOOKS / "07_browser.ipynb", as_version=4)
+    notebook = nbformat.read(NOTEBOOKS / "08_browser.ipynb", as_version=4)
     robot = next(i for i, c in enumerate(notebook.cells) if c.source.startswith("from helpers.prediction import"))
     notebook.cells.insert(robot, nbformat.v4.new_code_cell("from helpers import browser\n" + LEARNER_STEPS))
     NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()

@@ -1,6 +1,6 @@
-"""The exercise checks of notebook 05: each rejects the starting code and plausible wrong fixes, and accepts the solution.
+"""The exercise checks of notebook 06: each rejects the starting code and plausible wrong fixes, and accepts the solution.
 
-The endpoints come from the notebooks themselves (the ``# EXERCISE n`` cells of 05_exercises and 05_solutions),
+The endpoints come from the notebooks themselves (the ``# EXERCISE n`` cells of 06_exercises and 06_solutions),
 so the tests cannot drift from what learners see. Each wrong fix is written here as the edit a learner might make
 to the starting cell, and run as that cell would be.
 """
@@ -25,12 +25,12 @@ def _code_cells(notebook: str) -> list[str]:
     return [c.source for c in nbformat.read(NOTEBOOKS / f"{notebook}.ipynb", as_version=4).cells if c.cell_type == "code"]
 
 
-def exercise_cell(n: int, notebook: str = "05_exercises") -> str:
+def exercise_cell(n: int, notebook: str = "06_exercises") -> str:
     return next(c for c in _code_cells(notebook) if c.startswith(f"# EXERCISE {n}\n")) + "\n"
 
 
 def check_cell(n: int) -> str:
-    cells = _code_cells("05_exercises")
+    cells = _code_cells("06_exercises")
     return cells[cells.index(exercise_cell(n)[:-1]) + 1]
 
 
@@ -48,7 +48,7 @@ def run(n: int, source: str, namespace: dict | None = None) -> Feedback:
     """Run the setup cell (once per namespace), then ``source`` as exercise n's cell, then its check cell."""
     if namespace is None or not namespace:
         namespace = {} if namespace is None else namespace
-        run_cell(_code_cells("05_exercises")[0], namespace)
+        run_cell(_code_cells("06_exercises")[0], namespace)
     run_cell(source, namespace)
     return eval(check_cell(n), namespace)
 
@@ -92,7 +92,7 @@ def test_the_starting_code_is_rejected(n):
 
 @pytest.mark.parametrize("n", NAMES, ids=NAMES.get)
 def test_the_solution_passes(n):
-    feedback = run(n, exercise_cell(n, "05_solutions"))
+    feedback = run(n, exercise_cell(n, "06_solutions"))
     assert feedback.passed, feedback.message
     assert feedback.message.startswith("Passed: the endpoint did its job (")
 
@@ -222,7 +222,7 @@ def test_the_same_code_checked_twice_is_a_reminder_to_run_the_edited_cell():
 
 def test_a_check_without_its_publisher_is_a_clear_error():
     namespace: dict = {}
-    run_cell(_code_cells("05_exercises")[0], namespace)
+    run_cell(_code_cells("06_exercises")[0], namespace)
     run_cell(exercise_cell(1), namespace)
     with pytest.raises(LabError, match="publish=publish_goal"):
         check_exercise("scores", namespace["scores_app"], "/ws/scores")

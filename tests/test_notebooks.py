@@ -16,14 +16,14 @@ from tests.conftest import lab_session
 
 FOUNDATION_BUDGET = 30  # seconds, for 00 and 01
 LESSON_BUDGET = 45
-SCALE_BUDGET = 60  # 06_at_scale: 2,000 sessions
+SCALE_BUDGET = 60  # 07_at_scale: 2,000 sessions
 FIRST_BUILD_ALLOWANCE = 120  # the time machine's first install of its historical stacks
 
 
 def budget(path: Path) -> float:
     if path.stem in ("00_start_here", "01_predict"):
         return FOUNDATION_BUDGET
-    if path.stem == "06_at_scale":
+    if path.stem == "07_at_scale":
         return SCALE_BUDGET
     if path.stem == "02_reproduce" and not all(map(timemachine.is_cached, timemachine.STACKS)):
         return LESSON_BUDGET + FIRST_BUILD_ALLOWANCE
@@ -31,9 +31,10 @@ def budget(path: Path) -> float:
 
 
 def test_there_are_notebooks_to_test():
-    assert [p.name for p in notebook_paths()][:10] == [
+    assert [p.name for p in notebook_paths()] == [
         "00_start_here.ipynb", "01_predict.ipynb", "02_reproduce.ipynb", "03_real_leaks.ipynb", "04_the_fix.ipynb",
-        "05_exercises.ipynb", "05_servers.ipynb", "05_solutions.ipynb", "06_at_scale.ipynb", "07_browser.ipynb",
+        "05_servers.ipynb", "06_exercises.ipynb", "06_solutions.ipynb", "07_at_scale.ipynb", "08_browser.ipynb",
+        "09_production_deploys.ipynb",
     ]
 
 
@@ -73,21 +74,21 @@ EXERCISES = 6
 
 
 def test_every_exercise_check_rejects_the_starting_code_with_a_hint():
-    feedback = check_outputs(NOTEBOOKS / "05_exercises.ipynb")
+    feedback = check_outputs(NOTEBOOKS / "06_exercises.ipynb")
     assert len(feedback) == EXERCISES
     assert all(text.startswith(("Not yet", "Almost")) and "Hint: " in text and re.search(r"notebook 0[34]", text)
                for text in feedback), feedback
 
 
 def test_every_exercise_check_accepts_the_solution_and_says_what_the_endpoint_did():
-    feedback = check_outputs(NOTEBOOKS / "05_solutions.ipynb")
+    feedback = check_outputs(NOTEBOOKS / "06_solutions.ipynb")
     assert len(feedback) == EXERCISES
     assert all(text.startswith("Passed: the endpoint did its job (") for text in feedback), feedback
 
 
 def test_exercises_and_solutions_differ_only_in_the_exercise_cells():
-    exercises = nbformat.read(NOTEBOOKS / "05_exercises.ipynb", as_version=4).cells
-    solutions = nbformat.read(NOTEBOOKS / "05_solutions.ipynb", as_version=4).cells
+    exercises = nbformat.read(NOTEBOOKS / "06_exercises.ipynb", as_version=4).cells
+    solutions = nbformat.read(NOTEBOOKS / "06_solutions.ipynb", as_version=4).cells
     assert len(exercises) == len(solutions)
     differing = [e.source.splitlines()[0] for e, s in zip(exercises[1:], solutions[1:]) if e.source != s.source]
     assert differing == [line for n in range(1, EXERCISES + 1)
@@ -117,7 +118,7 @@ def _definition(text: str, name: str) -> str:
 IN_STEP = [
     ("01_predict", seed, name) for name in ("get_metrics", "get_metrics_fixed")
 ] + [
-    ("07_browser", dashboard, name) for name in ("get_metrics", "read_metrics", "push_metrics", "metrics", "metrics_leaky")
+    ("08_browser", dashboard, name) for name in ("get_metrics", "read_metrics", "push_metrics", "metrics", "metrics_leaky")
 ]
 
 

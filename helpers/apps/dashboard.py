@@ -1,4 +1,4 @@
-"""Notebook 07's app: the dashboard page and its three endpoints (a test keeps them in step)."""
+"""Notebook 08's app: the dashboard page and its three endpoints (a test keeps them in step)."""
 
 import asyncio
 

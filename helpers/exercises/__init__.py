@@ -1,4 +1,4 @@
-"""Checks for the exercises notebook (05): does the endpoint still do its job, and does anything outlive its clients?
+"""Checks for the exercises notebook (06): does the endpoint still do its job, and does anything outlive its clients?
 
 A check has two parts, both with real clients against a real uvicorn server on 127.0.0.1:
 
