@@ -175,15 +175,12 @@ async def plain_echo(scope, receive, send):
             return
 
 
-forever = asyncio.Event()
-
-
 async def plain_waiter(scope, receive, send):
     if scope["type"] != "websocket":
         return
     await receive()
     await send({"type": "websocket.accept"})
-    await forever.wait()
+    await asyncio.get_running_loop().create_future()  # waits for a result nobody will set
 
 
 # --- Lifespan: a broker made at startup; a startup that fails.
@@ -192,7 +189,7 @@ async def plain_waiter(scope, receive, send):
 async def lifespan(app: FastAPI):
     app.state.broker = set()
     yield
-    app.state.broker.clear()
+    del app.state.broker
 
 
 broker_app = FastAPI(lifespan=lifespan)
