@@ -427,7 +427,9 @@ class UvicornRunner(ServerRunner):
     def versions(self) -> dict[str, str]:
         import uvicorn
 
-        return {"uvicorn": uvicorn.__version__}
+        protocol = getattr(self.config, "ws_protocol_class", None)
+        backend = getattr(protocol, "__module__", "none").rsplit(".", 1)[-1].replace("_impl", "")
+        return {"uvicorn": uvicorn.__version__, "uvicorn ws backend": backend}
 
 
 RUNNERS: dict[str, type[ServerRunner]] = {"uvicorn": UvicornRunner}
@@ -535,7 +537,8 @@ class Agent:
         self._frozen_gc = True
         return {
             "protocol": PROTOCOL, "port": sock.getsockname()[1], "server": server, "added_wait": self.runner.added_wait,
-            "targets": [t.describe() for t in self.targets.values()], "versions": _versions(), "pid": os.getpid(),
+            "targets": [t.describe() for t in self.targets.values()], "versions": {**_versions(), **self.runner.versions()},
+            "pid": os.getpid(),
         }
 
     def _start_loop(self) -> None:
@@ -831,10 +834,9 @@ def main() -> int:
         answer = agent.handle(request)
         protocol.write(json.dumps(answer) + "\n")
         protocol.flush()
-        if request.get("op") == "stop" or answer.get("error"):
-            if request.get("op") == "start" and answer.get("error"):
-                agent.stop()
+        if request.get("op") == "stop":
             break
+    agent.stop()
     protocol.flush()
     sys.stderr.flush()
     os._exit(0)  # leaked tasks and a frozen loop's thread must not keep this process alive

@@ -52,7 +52,7 @@ class CheckerFailed(Exception):
 class Options:
     clients: int = 5
     ways: tuple[str, ...] = WAYS
-    ws: str = "websockets-sansio"
+    ws: str = "auto"
     ping_interval: float | None = 0.5
     ping_timeout: float | None = 0.5
     max_wait: float = 10.0
@@ -146,7 +146,10 @@ class Subprocess:
             self.process.wait(3.0)
         for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
             if stream is not None:
-                stream.close()
+                try:
+                    stream.close()
+                except OSError:  # the agent already exited: nothing left to flush to
+                    pass
 
 
 def _answered(answer: dict[str, Any]) -> dict[str, Any]:
@@ -207,7 +210,7 @@ def _wait(link: Any, path: str, before: set[int], cap: float, least: float) -> d
         if timers and now >= least and now - last_change >= QUIET:
             extended += POLL
         time.sleep(POLL)
-    sleeping = sum(1 for e in {**handlers, **tasks}.values() if e[1] is not None)
+    sleeping = sum(1 for key, e in {**handlers, **tasks}.items() if e[1] is not None and len(wakes.get(key, ())) < 2)
     return {"snap": snap, "handlers": handlers, "tasks": tasks, "server": server, "frozen": False, "now": now,
             "ended_at": ended_at, "extended": extended, "cpu": _cpu(cpu_from, snap, now), "sleeping": sleeping}
 
@@ -472,7 +475,7 @@ def check(
     *,
     clients: int = 5,
     settle: float = 0.3,
-    ws: str = "websockets-sansio",
+    ws: str = "auto",
     server: str = "uvicorn",
     ping_interval: float | None = 0.5,
     ping_timeout: float | None = 0.5,

@@ -17,7 +17,7 @@ from helpers.leakcheck.checking import SERVERS, CheckerFailed, Options, parse_he
 from helpers.leakcheck.clients import WAYS, Script
 from helpers.leakcheck.report import CHECKER_FAILED, USAGE_ERROR
 
-BACKENDS = ("websockets-sansio", "wsproto", "websockets")
+BACKENDS = ("auto", "websockets-sansio", "wsproto", "websockets")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -43,7 +43,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--python", metavar="PATH", help="run the server side in this interpreter (your project's venv); "
                    "it needs only the server package")
     p.add_argument("--server", default="uvicorn", choices=[*SERVERS, "all"], help="the ASGI server (default uvicorn)")
-    p.add_argument("--ws", choices=BACKENDS, default="websockets-sansio", help="uvicorn's WebSocket backend")
+    p.add_argument("--ws", choices=BACKENDS, default="auto", help="uvicorn's WebSocket backend (default auto: "
+                   "websockets-sansio on uvicorn >= 0.50)")
     p.add_argument("--clients", type=int, default=5, help="clients per way of leaving (default 5)")
     p.add_argument("--ways", default=",".join(WAYS), help=f"ways of leaving, comma-separated (default {','.join(WAYS)})")
     p.add_argument("--max-wait", type=float, default=10.0, help="longest wait, in seconds, for what the clients left "

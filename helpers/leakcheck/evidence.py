@@ -70,7 +70,7 @@ class WayEvidence:
     waited_for_timers_s: float = 0.0
     """How long the wait was extended for a handler or task sleeping with a timer pending."""
     sleeping: int = 0
-    """Of what never ended: how many were sleeping with a timer pending beyond the cap."""
+    """Of what never ended: how many sleep on a timer due after the cap (not ones that wake and sleep again)."""
     frozen: bool = False
     loop_lag_s: float = 0.0
     refused: str | None = None
@@ -116,7 +116,7 @@ class WayEvidence:
         if self.frozen:
             found.append(f"the server's loop froze: no heartbeat for {self.loop_lag_s:.1f} s (a handler that never yields)")
         if self.handlers_alive:
-            sleeping = f", {self.sleeping} asleep with a timer beyond the wait" if self.sleeping else ""
+            sleeping = f", {self.sleeping} asleep on a timer due after the wait" if self.sleeping else ""
             found.append(f"{self.handlers_alive} of {self.clients} handler coroutines never ended (still running "
                          f"{self.settled_in_s:.1f} s after their clients left{sleeping})")
         if self.tasks_alive:
