@@ -348,6 +348,10 @@ class Exceptions(logging.Handler):
         error = record.exc_info[1] if record.exc_info else None
         if error is not None:
             self.add(type(error).__name__, f"{type(error).__name__}: {error}"[:300])
+        else:
+            lines = [line.strip() for line in record.getMessage().strip().splitlines() if line.strip()]
+            if len(lines) > 1 and lines[0].startswith("Traceback"):  # a traceback logged as text (granian)
+                self.add(lines[-1].split(":", 1)[0].rsplit(".", 1)[-1], lines[-1][:300])
         record.exc_info = None  # let the traceback, and the frames it holds, go
 
     def loop_handler(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
@@ -371,6 +375,11 @@ class ServerRunner:
     name = "?"
     added_wait = 0.0
     """Seconds this server adds to a departure on its own (close timeouts), beyond pings."""
+    silent_detectable = True
+    """Whether the server can notice a silent client at all (a ping with a timeout)."""
+    log_any_thread = False
+    """Whether the server logs the app's exceptions from threads other than the loop's (granian's Rust side)."""
+    notes: list[str] = []
 
     def __init__(self, app: Any, sock: socket.socket, options: dict[str, Any]) -> None:
         self.app, self.sock, self.options = app, sock, options
@@ -432,7 +441,128 @@ class UvicornRunner(ServerRunner):
         return {"uvicorn": uvicorn.__version__, "uvicorn ws backend": backend}
 
 
-RUNNERS: dict[str, type[ServerRunner]] = {"uvicorn": UvicornRunner}
+async def _answer_lifespan(receive: Any, send: Any) -> None:
+    """Complete the lifespan protocol without running the app's own (``--no-lifespan`` on servers without a switch)."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+def _without_lifespan(app: Any) -> Any:
+    async def wrapped(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await _answer_lifespan(receive, send)
+        else:
+            await app(scope, receive, send)
+
+    return wrapped
+
+
+class HypercornRunner(ServerRunner):
+    """hypercorn on the agent's loop (``hypercorn.asyncio.serve`` with a shutdown trigger).
+
+    hypercorn sends pings only if asked (``websocket_ping_interval``) and has no ping timeout,
+    so no departure of a silent client is ever noticed: the silent way is skipped, and says so.
+    """
+
+    name = "hypercorn"
+    silent_detectable = False
+
+    def __init__(self, app: Any, sock: socket.socket, options: dict[str, Any]) -> None:
+        super().__init__(app, sock, options)
+        from hypercorn.config import Config, Sockets
+
+        class BoundConfig(Config):  # type: ignore[misc, valid-type]
+            def create_sockets(self) -> Any:
+                return Sockets(secure_sockets=[], insecure_sockets=[sock], quic_sockets=[])
+
+        config = BoundConfig()
+        config.bind = [f"{HOST}:{sock.getsockname()[1]}"]
+        config.errorlog = logging.getLogger("hypercorn.error")
+        config.accesslog = None
+        config.websocket_ping_interval = options.get("ping_interval")
+        config.graceful_timeout = float(options.get("shutdown_timeout", 1.0))
+        self.config = config
+        self._up = False
+        self._stop: asyncio.Event | None = None
+        self.notes = [f"hypercorn: pings every {options.get('ping_interval')} s and no ping timeout (hypercorn has "
+                      "none), so a silent client is never noticed: the silent way is not run"]
+
+    async def serve(self) -> None:
+        import hypercorn.asyncio
+
+        self._stop = asyncio.Event()
+        stop = self._stop
+
+        async def trigger() -> None:
+            self._up = True  # hypercorn awaits its trigger once the lifespan started and every listener serves
+            await stop.wait()
+
+        app = self.app if self.options.get("lifespan", True) else _without_lifespan(self.app)
+        await hypercorn.asyncio.serve(app, self.config, shutdown_trigger=trigger)
+
+    def started(self) -> bool:
+        return self._up
+
+    def stop(self, force: bool) -> None:
+        if force:
+            self.config.graceful_timeout = 0
+        if self._stop is not None:
+            self._stop._loop.call_soon_threadsafe(self._stop.set)  # type: ignore[attr-defined]
+
+
+class GranianRunner(ServerRunner):
+    """granian's embedded server: its I/O on Rust threads, the app's coroutines on the agent's loop.
+
+    granian sends no WebSocket pings (granian #613): the silent way is skipped, and says so.
+    """
+
+    name = "granian"
+    silent_detectable = False
+    log_any_thread = True
+
+    def __init__(self, app: Any, sock: socket.socket, options: dict[str, Any]) -> None:
+        super().__init__(app, sock, options)
+        from granian._granian import SocketHolder
+        from granian.constants import Interfaces, TaskImpl
+        from granian.log import LogLevels
+        from granian.server.embed import Server
+
+        class BoundServer(Server):  # type: ignore[misc, valid-type]
+            def _init_shared_socket(self) -> None:
+                self._ssp = None
+                self._shd = SocketHolder(os.dup(sock.fileno()), False, 128)
+
+        quiet = {"version": 1, "incremental": True, "handlers": {}, "formatters": {},
+                 "loggers": {"_granian": {"propagate": False}, "granian.access": {"propagate": False}}}
+        self.server = BoundServer(
+            app, address=HOST, port=sock.getsockname()[1],
+            interface=Interfaces.ASGI if options.get("lifespan", True) else Interfaces.ASGINL,
+            runtime_threads=1, task_impl=TaskImpl.asyncio, websockets=True, log_level=LogLevels.warning,
+            log_dictconfig=quiet,
+        )
+        self.server.workers_kill_timeout = float(options.get("shutdown_timeout", 1.0))
+        self._up = threading.Event()
+        self.server.on_startup(self._up.set)
+        self.notes = ["granian: no pings (granian has none, granian #613), so a silent client is never noticed: "
+                      "the silent way is not run"]
+
+    async def serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        await self.server.serve()
+
+    def started(self) -> bool:
+        return self._up.is_set() and bool(getattr(self.server, "wrks", True))
+
+    def stop(self, force: bool) -> None:
+        self._loop.call_soon_threadsafe(self.server.signal_handler_interrupt)
+
+
+RUNNERS: dict[str, type[ServerRunner]] = {"uvicorn": UvicornRunner, "hypercorn": HypercornRunner, "granian": GranianRunner}
 
 
 def _versions() -> dict[str, str]:
@@ -537,6 +667,7 @@ class Agent:
         self._frozen_gc = True
         return {
             "protocol": PROTOCOL, "port": sock.getsockname()[1], "server": server, "added_wait": self.runner.added_wait,
+            "silent_detectable": self.runner.silent_detectable, "notes": list(self.runner.notes),
             "targets": [t.describe() for t in self.targets.values()], "versions": {**_versions(), **self.runner.versions()},
             "pid": os.getpid(),
         }
@@ -562,7 +693,7 @@ class Agent:
         self.thread = threading.Thread(target=run, name="leakcheck-server", daemon=True)
         self.thread.start()
         ready.wait(5.0)
-        self.errors.thread_id = self.thread.ident
+        self.errors.thread_id = None if self.runner is not None and self.runner.log_any_thread else self.thread.ident
 
     def _attach_logging(self) -> None:
         agent = self

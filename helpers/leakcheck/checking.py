@@ -41,7 +41,8 @@ QUIET = 0.5
 """Seconds without any change, after which what is left is taken as not ending (timers aside)."""
 FROZEN_AFTER = 1.0
 """Seconds without a heartbeat from the server's loop after which it is reported frozen."""
-SERVERS = ("uvicorn", "hypercorn", "granian", "daphne")
+SERVERS = ("uvicorn", "hypercorn", "granian")
+"""The servers the agent can run (daphne, on Twisted, is not wired yet: see the report)."""
 
 
 class CheckerFailed(Exception):
@@ -186,7 +187,7 @@ def _wait(link: Any, path: str, before: set[int], cap: float, least: float) -> d
         alive = {**handlers, **tasks, **server}
         if snap["loop_lag"] > FROZEN_AFTER:
             return {"snap": snap, "handlers": handlers, "tasks": tasks, "server": server, "frozen": True, "now": now,
-                    "ended_at": None, "extended": extended, "cpu": _cpu(cpu_from, snap, now), "sleeping": 0}
+                    "ended_at": None, "extended": extended, "cpu": _cpu(cpu_from, snap, now), "sleeping": 0, "periodic": 0}
         ids = frozenset(alive)
         if ids != last_ids:
             last_change, last_ids = now, ids
@@ -211,8 +212,10 @@ def _wait(link: Any, path: str, before: set[int], cap: float, least: float) -> d
             extended += POLL
         time.sleep(POLL)
     sleeping = sum(1 for key, e in {**handlers, **tasks}.items() if e[1] is not None and len(wakes.get(key, ())) < 2)
+    periodic = sum(1 for key in {**handlers, **tasks} if len(wakes.get(key, ())) >= 2)
     return {"snap": snap, "handlers": handlers, "tasks": tasks, "server": server, "frozen": False, "now": now,
-            "ended_at": ended_at, "extended": extended, "cpu": _cpu(cpu_from, snap, now), "sleeping": sleeping}
+            "ended_at": ended_at, "extended": extended, "cpu": _cpu(cpu_from, snap, now), "sleeping": sleeping,
+            "periodic": periodic}
 
 
 def _cpu(start: tuple[float, float] | None, snap: dict[str, Any], now: float) -> float:
@@ -280,6 +283,7 @@ def _batch(link: Any, client_loop: LoopThread, url: str, path: str, n: int, opti
     evidence.tasks_alive = len(waited["tasks"])
     evidence.server_tasks_alive = len(waited["server"])
     evidence.sleeping = waited["sleeping"]
+    evidence.periodic = waited["periodic"]
     evidence.cpu_ms_per_s = waited["cpu"]
     evidence.settled_in_s = round(waited["now"], 2)
     evidence.ended_after_s = None if waited["ended_at"] is None else round(waited["ended_at"], 2)
@@ -291,7 +295,9 @@ def _batch(link: Any, client_loop: LoopThread, url: str, path: str, n: int, opti
         end = link.request({"op": "snapshot", "retained": True})
         held = round(evidence.websockets_per_session * evidence.handlers_alive)  # held by handlers still running
         evidence.websockets_referenced = max(0, end["retained"].get(WEBSOCKET_TYPE, 0) - start["retained"].get(WEBSOCKET_TYPE, 0) - held)
-        evidence.unhandled_exceptions = dict(end["exceptions"])
+        # What never ended dies when the checker resets its clients: those exceptions are not this way's.
+        leftover = waited["handlers"] or waited["tasks"]
+        evidence.unhandled_exceptions = dict((snap if leftover else end)["exceptions"])
     else:
         evidence.unhandled_exceptions = dict(snap["exceptions"])
     return evidence, end
@@ -417,11 +423,16 @@ def _run_server(app: Any, paths: list[str], all_paths: bool, server: str, option
             )
             if target["note"]:
                 report.notes.append(target["note"])
+            report.notes += started.get("notes", [])
             last: dict[str, Any] | None = None
             ends: list[dict[str, Any]] = []
             for way in options.ways:
                 if frozen:
                     report.ways[way] = WayEvidence(way=way, clients=options.clients, skipped="the server's loop is frozen")
+                    continue
+                if way == "silent" and not started.get("silent_detectable", True):
+                    report.ways[way] = WayEvidence(way=way, clients=options.clients,
+                                                   skipped=f"{server} cannot notice a silent client (no ping timeout)")
                     continue
                 evidence, last = _batch(link, client_loop, url, path, options.clients, options, way, started["added_wait"], last)
                 report.ways[way] = evidence
@@ -434,9 +445,9 @@ def _run_server(app: Any, paths: list[str], all_paths: bool, server: str, option
                 report.retention = Retention(skipped="rounds turned off")
             elif never_ended:
                 report.retention = Retention(skipped="handlers or tasks never ended, so what they hold stays anyway")
-            elif all(w.refused for w in report.ways.values()):
+            elif all(w.refused for w in report.ways.values() if w.ran):
                 report.retention = Retention(skipped="every handshake was refused")
-            elif len(ends) >= 3 and not any(w.refused for w in report.ways.values()):
+            elif len(ends) >= 4 and not any(w.refused for w in report.ways.values()):
                 report.retention = _rounds_of_ways(ends, options)
             else:
                 report.retention = _retention(link, client_loop, url, path, options, started["added_wait"], last)

@@ -42,7 +42,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="every WebSocket route without path parameters")
     p.add_argument("--python", metavar="PATH", help="run the server side in this interpreter (your project's venv); "
                    "it needs only the server package")
-    p.add_argument("--server", default="uvicorn", choices=[*SERVERS, "all"], help="the ASGI server (default uvicorn)")
+    p.add_argument("--server", default="uvicorn", choices=[*SERVERS, "all"], help="the ASGI server, or all of them (default uvicorn)")
     p.add_argument("--ws", choices=BACKENDS, default="auto", help="uvicorn's WebSocket backend (default auto: "
                    "websockets-sansio on uvicorn >= 0.50)")
     p.add_argument("--clients", type=int, default=5, help="clients per way of leaving (default 5)")

@@ -71,6 +71,8 @@ class WayEvidence:
     """How long the wait was extended for a handler or task sleeping with a timer pending."""
     sleeping: int = 0
     """Of what never ended: how many sleep on a timer due after the cap (not ones that wake and sleep again)."""
+    periodic: int = 0
+    """Of what never ended: how many woke on a timer and went back to sleep (a loop that carries on)."""
     frozen: bool = False
     loop_lag_s: float = 0.0
     refused: str | None = None
@@ -93,6 +95,10 @@ class WayEvidence:
     @property
     def untested(self) -> bool:
         return self.refused is not None or self.skipped is not None
+
+    @property
+    def ran(self) -> bool:
+        return self.skipped is None
 
     def kinds(self) -> list[str]:
         """The kinds of evidence found (keys of EXPLAIN and HINTS)."""
@@ -117,6 +123,8 @@ class WayEvidence:
             found.append(f"the server's loop froze: no heartbeat for {self.loop_lag_s:.1f} s (a handler that never yields)")
         if self.handlers_alive:
             sleeping = f", {self.sleeping} asleep on a timer due after the wait" if self.sleeping else ""
+            if self.periodic:
+                sleeping += f", {self.periodic} waking on a timer and going back to sleep"
             found.append(f"{self.handlers_alive} of {self.clients} handler coroutines never ended (still running "
                          f"{self.settled_in_s:.1f} s after their clients left{sleeping})")
         if self.tasks_alive:

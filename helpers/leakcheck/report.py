@@ -42,7 +42,8 @@ class Report:
             return "leak"
         if any(w.noisy for w in self.ways.values()):
             return "noisy"
-        if self.ways and all(w.refused for w in self.ways.values()):
+        ran = [w for w in self.ways.values() if w.ran]
+        if ran and all(w.refused for w in ran):
             return "untested"
         return "clean"
 
