@@ -2,13 +2,15 @@
 
     .venv/bin/python -m benchmarks.lab_benchmark            (from the repository's root)
     .venv/bin/python -m benchmarks.lab_benchmark --quick    (skip running every notebook)
+    .venv/bin/python -m benchmarks.lab_benchmark --leakcheck  (only the leak checker's times)
 
 1. each notebook executed headless, and the whole collection;
 2. kernel start to the first live plot frame;
 3. churn rate (sessions per second) of the in-kernel set-up (server and clients on threads of one
    process) against the same app under a standalone uvicorn process driven by a separate client process;
 4. the probe's sampling cost per 1,000 live tasks;
-5. the leak checker's time per endpoint.
+5. the leak checker's time per endpoint (every endpoint of its tests, default settings), with the
+   min/median/max per verdict.
 """
 
 from __future__ import annotations
@@ -133,19 +135,35 @@ def probe_cost_per_thousand_tasks() -> tuple[float, int]:
         server.stop()
 
 
-def leakcheck_times() -> list[tuple[str, str, float]]:
+def leakcheck_times() -> list[tuple[str, str, str, float]]:
+    """(route shape or lesson, endpoint, verdict, seconds) for every endpoint of the checker's tests, default settings."""
     from helpers.leakcheck import check
+    from tests.test_leakcheck import ZOO
+    from tests.test_leakcheck_shapes import SHAPES
 
+    cases = [("lessons and zoo", app, path) for app, path, _ in ZOO] + [(shape, app, path) for shape, app, path, _ in SHAPES]
     rows = []
-    for app, path in [("helpers.apps.leaks:app", "/ws/prices"), ("helpers.apps.leaks:app", "/ws/chat"),
-                      ("helpers.apps.seed:app", "/ws/metrics"), ("helpers.apps.fixed:app", "/ws/prices"),
-                      ("helpers.apps.fixed:app", "/ws/room/1")]:
+    for shape, app, path in cases:
         report = check(app, path)
-        rows.append((f"{app} {path}", report.verdict, report.seconds))
+        rows.append((shape, f"{app} {path}", report.verdict, report.seconds))
     return rows
 
 
+def print_leakcheck_times() -> None:
+    rows = leakcheck_times()
+    for shape, name, verdict, seconds in rows:
+        print(f"leak checker: {verdict:<8} {seconds:5.1f} s  {name}  ({shape})", flush=True)
+    for verdict in ("leak", "noisy", "clean", "untested"):
+        times = [seconds for _, _, v, seconds in rows if v == verdict]
+        if times:
+            print(f"leak checker, {verdict:<6} verdicts ({len(times):2d}): min {min(times):4.1f} s, "
+                  f"median {statistics.median(times):4.1f} s, max {max(times):4.1f} s")
+
+
 def main() -> None:
+    if "--leakcheck" in sys.argv:
+        print_leakcheck_times()
+        return
     if "--quick" not in sys.argv:
         total = 0.0
         for path in notebook_paths():
@@ -161,8 +179,7 @@ def main() -> None:
     print(f"  ratio in-kernel / standalone: {inside / outside:.2f}", flush=True)
     per_thousand, tasks = probe_cost_per_thousand_tasks()
     print(f"probe: {per_thousand:.2f} ms per sample per 1,000 live tasks (measured with {tasks} tasks)", flush=True)
-    for name, verdict, seconds in leakcheck_times():
-        print(f"leak checker: {name:<40} {verdict:<6} {seconds:5.1f} s")
+    print_leakcheck_times()
 
 
 if __name__ == "__main__":

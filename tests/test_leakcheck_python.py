@@ -65,3 +65,20 @@ def test_on_a_current_stack_of_other_versions_every_route_shape_is_found():
 def test_check_takes_the_python_from_python_too():
     report = check("tests.zoo:app", "/event-waiter", clients=2, ways=("fin",), python=python_of(LATE_2023))
     assert report.verdict == "leak" and report.versions["fastapi"] == "0.104.1"
+
+
+def test_assert_no_leak_runs_in_a_projects_own_environment_with_the_lab_on_its_path():
+    """A project's test suite: its own fastapi/uvicorn/websockets, the lab only on PYTHONPATH."""
+    python = python_of("current")
+    code = (
+        "from helpers.leakcheck.testing import assert_no_leak\n"
+        "print(assert_no_leak('tests.zoo:app', '/echo', clients=2).versions['fastapi'])\n"
+        "try:\n"
+        "    assert_no_leak('tests.zoo:app', '/dict-registry', clients=2)\n"
+        "except AssertionError as error:\n"
+        "    print(str(error).splitlines()[0])\n"
+    )
+    done = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=180, cwd=ROOT,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["0.115.12", "leak: /dict-registry"]

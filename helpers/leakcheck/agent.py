@@ -496,6 +496,7 @@ class HypercornRunner(ServerRunner):
         import hypercorn.asyncio
 
         self._stop = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
         stop = self._stop
 
         async def trigger() -> None:
@@ -512,7 +513,7 @@ class HypercornRunner(ServerRunner):
         if force:
             self.config.graceful_timeout = 0
         if self._stop is not None:
-            self._stop._loop.call_soon_threadsafe(self._stop.set)  # type: ignore[attr-defined]
+            self._loop.call_soon_threadsafe(self._stop.set)
 
 
 class GranianRunner(ServerRunner):
