@@ -35,14 +35,18 @@ def leakcheck(python: str, *args: str) -> tuple[int, dict]:
 def test_the_articles_loop_is_a_leak_on_hypercorn_and_granian_and_noisy_on_uvicorn(every_server):
     code, report = leakcheck(every_server, "helpers.apps.seed:app", "/ws/metrics", "--server", "all")
     verdicts = {server: section["verdict"] for server, section in report["servers"].items()}
-    assert verdicts == {"uvicorn": "noisy", "hypercorn": "leak", "granian": "leak"}
+    assert verdicts == {"uvicorn": "noisy", "hypercorn": "leak", "granian": "leak", "daphne": "clean"}
     assert report["verdict"] == "leak" and code == 1
+    # daphne cancels the loop at its application close timeout (10 s): slow, not stuck.
+    fin = report["servers"]["daphne"]["endpoints"][0]["ways"]["fin"]
+    assert 9.0 <= fin["ended_after_s"] <= 15.0, fin
 
 
 def test_the_pattern_is_clean_on_every_server(every_server):
     code, report = leakcheck(every_server, "helpers.apps.fixed:app", "/ws/prices", "--server", "all")
     assert code == 0, report
-    assert {s: v["verdict"] for s, v in report["servers"].items()} == dict.fromkeys(["uvicorn", "hypercorn", "granian"], "clean")
+    assert {s: v["verdict"] for s, v in report["servers"].items()} == dict.fromkeys(
+        ["uvicorn", "hypercorn", "granian", "daphne"], "clean")
 
 
 def test_a_server_without_a_ping_timeout_skips_the_silent_way_and_says_why(every_server):
@@ -50,6 +54,13 @@ def test_a_server_without_a_ping_timeout_skips_the_silent_way_and_says_why(every
     endpoint = report["servers"]["granian"]["endpoints"][0]
     assert endpoint["ways"]["silent"]["skipped"] == "granian cannot notice a silent client (no ping timeout)"
     assert any("granian has none" in note for note in endpoint["notes"])
+
+
+def test_daphne_always_runs_in_a_process_of_its_own_and_runs_no_lifespan(every_server):
+    _, report = leakcheck(every_server, "helpers.apps.fixed:app", "/ws/chat", "--server", "daphne", "--ways", "clean")
+    endpoint = report["servers"]["daphne"]["endpoints"][0]
+    assert endpoint["verdict"] == "clean" and endpoint["versions"]["daphne"] == "4.2.3"
+    assert "daphne runs no lifespan (it has no lifespan support)" in endpoint["notes"]
 
 
 def test_a_server_missing_from_the_environment_is_a_usage_error():

@@ -380,6 +380,13 @@ class ServerRunner:
     log_any_thread = False
     """Whether the server logs the app's exceptions from threads other than the loop's (granian's Rust side)."""
     notes: list[str] = []
+    own_process = False
+    """Whether the server can run only once per process (Twisted's reactor): the lab then starts a process for it."""
+    loop: asyncio.AbstractEventLoop | None = None
+    """The loop the server needs, if it brings its own (daphne's reactor loop); else the agent makes one."""
+
+    def run_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        loop.run_forever()
 
     def __init__(self, app: Any, sock: socket.socket, options: dict[str, Any]) -> None:
         self.app, self.sock, self.options = app, sock, options
@@ -563,7 +570,61 @@ class GranianRunner(ServerRunner):
         self._loop.call_soon_threadsafe(self.server.signal_handler_interrupt)
 
 
-RUNNERS: dict[str, type[ServerRunner]] = {"uvicorn": UvicornRunner, "hypercorn": HypercornRunner, "granian": GranianRunner}
+class DaphneRunner(ServerRunner):
+    """daphne on Twisted's asyncio reactor, run on the agent's thread; the app runs on the reactor's asyncio loop.
+
+    The reactor runs once per process, so the lab always runs this agent in a process of its own.
+    daphne runs no lifespan, and cancels an application still running ``application_close_timeout``
+    (10 s) after its client left: the wait includes it.
+    """
+
+    name = "daphne"
+    added_wait = 10.0 + 2.0  # its application-close timeout, checked every 2 s or so
+    own_process = True
+
+    def __init__(self, app: Any, sock: socket.socket, options: dict[str, Any]) -> None:
+        super().__init__(app, sock, options)
+        import daphne.server  # installs Twisted's asyncio reactor, with its loop, before anything else does
+
+        self.loop = daphne.server.twisted_loop
+        self._ready = False
+        self._done: asyncio.Event | None = None
+        self.server = daphne.server.Server(
+            app, endpoints=[f"fd:fileno={sock.fileno()}"], signal_handlers=False,
+            ping_interval=options.get("ping_interval") or 10**9, ping_timeout=options.get("ping_timeout") or 10**9,
+            application_close_timeout=10, verbosity=0, ready_callable=self._set_ready,
+        )
+        self.notes = ["daphne runs no lifespan (it has no lifespan support)"] if options.get("lifespan", True) else []
+
+    def _set_ready(self) -> None:
+        self._ready = True
+
+    def run_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.server.run()
+
+    async def serve(self) -> None:
+        self._done = asyncio.Event()
+        await self._done.wait()
+
+    def started(self) -> bool:
+        return self._ready and self._done is not None
+
+    def stop(self, force: bool) -> None:
+        from twisted.internet import reactor
+
+        if self._done is not None:
+            self.loop.call_soon_threadsafe(self._done.set)
+        reactor.callFromThread(self.server.kill_all_applications)
+
+    def versions(self) -> dict[str, str]:
+        import daphne
+
+        return {"daphne": daphne.__version__}
+
+
+RUNNERS: dict[str, type[ServerRunner]] = {
+    "uvicorn": UvicornRunner, "hypercorn": HypercornRunner, "granian": GranianRunner, "daphne": DaphneRunner,
+}
 
 
 def _versions() -> dict[str, str]:
@@ -636,6 +697,7 @@ class Agent:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind((HOST, 0))
         sock.listen(128)
+        port = sock.getsockname()[1]  # read now: daphne adopts the descriptor and closes ours
         try:
             self.runner = RUNNERS[server](app, sock, request)
         except ModuleNotFoundError as error:
@@ -667,14 +729,16 @@ class Agent:
         gc.freeze()
         self._frozen_gc = True
         return {
-            "protocol": PROTOCOL, "port": sock.getsockname()[1], "server": server, "added_wait": self.runner.added_wait,
+            "protocol": PROTOCOL, "port": port, "server": server, "added_wait": self.runner.added_wait,
             "silent_detectable": self.runner.silent_detectable, "notes": list(self.runner.notes),
             "targets": [t.describe() for t in self.targets.values()], "versions": {**_versions(), **self.runner.versions()},
             "pid": os.getpid(),
         }
 
     def _start_loop(self) -> None:
-        self.loop = asyncio.new_event_loop()
+        assert self.runner is not None
+        runner = self.runner
+        self.loop = runner.loop or asyncio.new_event_loop()
         loop = self.loop
 
         def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
@@ -689,7 +753,7 @@ class Agent:
         def run() -> None:
             asyncio.set_event_loop(loop)
             loop.call_soon(ready.set)
-            loop.run_forever()
+            runner.run_loop(loop)
 
         self.thread = threading.Thread(target=run, name="leakcheck-server", daemon=True)
         self.thread.start()

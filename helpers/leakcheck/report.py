@@ -55,6 +55,8 @@ class Report:
         found = [k for w in self.ways.values() for k in w.kinds()]
         if self.retention.leaked:
             found.append("retained")
+        if any(w.leaked and not w.frozen for w in self.ways.values()):
+            found.append("cpu")  # the CPU figure is printed with every leak
         return list(dict.fromkeys(found))
 
     def headline(self) -> str:
@@ -82,7 +84,8 @@ class Report:
             if kind in EXPLAIN:
                 per_session = max((w.websockets_per_session for w in self.ways.values()), default=0.0)
                 lines.append(f"  - {EXPLAIN[kind]}".replace("{per_session}", f"{per_session:g}"))
-            lines.append(f"    hint: {HINTS[kind]}")
+            if kind in HINTS:
+                lines.append(f"    hint: {HINTS[kind]}")
         return "\n".join(lines)
 
     def __str__(self) -> str:
