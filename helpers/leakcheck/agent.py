@@ -293,9 +293,12 @@ def app_modules(app: Any, targets: list[Target], extra: str | None) -> list[Modu
     return [m for m in found if not _is_library(m)]
 
 
+LIBRARIES = ("starlette", "fastapi", "uvicorn", "asyncio", "hypercorn", "granian", "daphne", "anyio")
+
+
 def _is_library(module: ModuleType) -> bool:
-    name = module.__name__.split(".")[0]
-    return name in ("starlette", "fastapi", "uvicorn", "asyncio", "hypercorn", "granian", "anyio", "helpers") and module.__name__ not in ("helpers.apps",) and not module.__name__.startswith("helpers.apps")
+    """A framework's or server's module: its globals are not the app's state."""
+    return module.__name__.split(".")[0] in LIBRARIES
 
 
 # Evidence read on the server's loop.
@@ -670,9 +673,6 @@ class Agent:
                 return self.snapshot(bool(request.get("retained")))
             if op == "stop":
                 return self.stop()
-            if op == "paths":
-                app, _ = (request["app"], None) if not isinstance(request["app"], str) else load(request["app"])
-                return {"paths": [p for p in websocket_paths(app) if "{" not in p]}
             return {"error": "usage", "message": f"Unknown request {op!r}."}
         except UsageError as error:
             return {"error": "usage", "message": str(error)}
