@@ -58,8 +58,16 @@ class LoopThread:
             return set()
         return asyncio.all_tasks(self.loop)
 
-    def stop(self, timeout: float = 2.0) -> int:
-        """Cancel every task left on the loop, stop it, join the thread; return how many were cancelled."""
+    @property
+    def native_id(self) -> int | None:
+        return self._thread.native_id
+
+    def stop(self, timeout: float = 2.0) -> int | None:
+        """Cancel every task left on the loop, stop it, join the thread; return how many were cancelled.
+
+        None means unknown: the loop did not answer within ``timeout`` (a handler blocks it), so the
+        tasks could be neither counted nor cancelled. The thread is a daemon and is abandoned then.
+        """
         if not self._thread.is_alive():
             return 0
 
@@ -72,10 +80,33 @@ class LoopThread:
                 await asyncio.wait(left, timeout=timeout)
             return len(left)
 
+        # The coroutine is created on the loop itself: a stuck loop never runs it, and no
+        # never-awaited coroutine is left behind to warn about.
+        answer: concurrent.futures.Future[int] = concurrent.futures.Future()
+
+        def start() -> None:
+            if not answer.set_running_or_notify_cancel():
+                return
+            task = self.loop.create_task(cancel_all())
+            task.add_done_callback(report)
+
+        def report(task: asyncio.Task[int]) -> None:
+            if task.cancelled():
+                answer.set_exception(concurrent.futures.CancelledError())
+            elif task.exception() is not None:
+                answer.set_exception(task.exception())  # type: ignore[arg-type]
+            else:
+                answer.set_result(task.result())
+
+        self.loop.call_soon_threadsafe(start)
+        cancelled: int | None
         try:
-            cancelled = self.call(cancel_all(), timeout + 1.0)
+            cancelled = answer.result(timeout + 1.0)
         except concurrent.futures.TimeoutError:
-            cancelled = -1
+            answer.cancel()
+            cancelled = None
+        except concurrent.futures.CancelledError:
+            cancelled = None  # the loop was stopped under the lab's feet: nothing could be counted
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout)
         return cancelled

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 import logging
 from dataclasses import dataclass, field
 
-from helpers.probe import Sample
+from helpers.sample import Sample
 from helpers.serverlog import exception_types
 
 

@@ -21,29 +21,65 @@ def exception_types(records: Iterable[logging.LogRecord]) -> Counter[str]:
     )
 
 
-class ServerLog(logging.Handler):
-    """Collects the log records emitted on one thread (the server's)."""
+def stand_in(type_name: str, text: str) -> BaseException:
+    """An exception standing for one known only by its class name and text (another process's, or
+    one a server logged as text): ``exception_types`` counts it under the original name."""
+    return type(type_name, (Exception,), {"__module__": "logged as text"})(text)
 
-    def __init__(self, thread_id: int) -> None:
+
+class TracebackText(logging.Filter):
+    """Gives a record whose message ends with a formatted traceback an exception to count.
+
+    For servers that log an app's exception as text (granian's Rust side does) rather than
+    with ``exc_info``.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if record.exc_info is None and "Traceback (most recent call last)" in message:
+            last = message.rstrip().splitlines()[-1]
+            name, _, text = last.partition(":")
+            if name and " " not in name:
+                error = stand_in(name.rsplit(".", 1)[-1], text.strip())
+                record.exc_info = (type(error), error, None)
+        return True
+
+
+class ServerLog(logging.Handler):
+    """Collects the warnings and errors one lab server logs.
+
+    ``thread_id`` keeps only the records emitted on the server's thread (uvicorn's and
+    asyncio's loggers are shared with the rest of the kernel); ``None`` keeps every record of
+    ``loggers`` (a server whose own logger only it uses, e.g. granian's Rust threads). A
+    server in a subprocess hands its records over with ``add``.
+    """
+
+    def __init__(self, thread_id: int | None, loggers: tuple[str, ...] = LOGGERS) -> None:
         # Warnings and errors only: keeping every "connection open" record would make the lab
         # itself grow with each session, the very thing it measures.
         super().__init__(level=logging.WARNING)
         self.thread_id = thread_id
+        self.loggers = loggers
         self.records: list[logging.LogRecord] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.thread == self.thread_id:
+        if self.thread_id is None or record.thread == self.thread_id:
+            self.records.append(record)
+
+    def add(self, record: logging.LogRecord) -> None:
+        """Keep a record that did not pass through this process's loggers (a subprocess's)."""
+        if record.levelno >= self.level:
             self.records.append(record)
 
     def attach(self) -> None:
-        for name in LOGGERS:
+        for name in self.loggers:
             logger = logging.getLogger(name)
             logger.addHandler(self)
             if logger.getEffectiveLevel() > logging.WARNING:
                 logger.setLevel(logging.WARNING)
 
     def detach(self) -> None:
-        for name in LOGGERS:
+        for name in self.loggers:
             logging.getLogger(name).removeHandler(self)
 
     def clear(self) -> None:

@@ -1,4 +1,4 @@
-"""Which versions ran: the behaviour taught here depends on starlette, uvicorn and websockets."""
+"""Which versions ran: the behaviour taught here depends on starlette, websockets and the server."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from importlib import metadata
 
 DISTRIBUTION = "ws-leak-lab"
 SHOWN = ("fastapi", "starlette", "uvicorn", "websockets", "wsproto", "ipykernel", "matplotlib")
+SERVERS_SHOWN = ("uvicorn", "hypercorn", "granian", "daphne")
+"""The servers the lab runs (``helpers.servers``): what happens to a leaked handler depends on them."""
 
 
 def pins() -> dict[str, str]:
@@ -31,7 +33,8 @@ def version_table() -> list[tuple[str, str, str]]:
     """(package, pinned, installed) for Python and the packages whose versions change the lesson."""
     pinned = pins()
     rows = [("python", ">=3.11", platform.python_version())]
-    rows += [(name, pinned.get(name, "-"), installed(name) or "missing") for name in SHOWN]
+    rows += [(name, pinned.get(name, "-"), installed(name) or "missing")
+             for name in SHOWN + tuple(n for n in SERVERS_SHOWN if n not in SHOWN)]
     return rows
 
 
