@@ -1,9 +1,10 @@
 """``--server``: a verdict per server and the worst overall (issue 9's servers, FACTS §6).
 
-Until the lab's own environment holds hypercorn and granian, these run the agent with
-``--python`` in an environment of the lab's pins plus every server (tests/zoo_envs.py).
+They run the agent with ``--python``: the lab's own Python when it holds every server, else an
+environment of the lab's pins plus every server (tests/zoo_envs.py).
 """
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -19,6 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def every_server() -> str:
+    if all(importlib.util.find_spec(name) for name in ("hypercorn", "granian", "daphne")):
+        return sys.executable
     try:
         return str(zoo_envs.every_server())
     except timemachine.TimeMachineUnavailable as error:
@@ -69,3 +72,13 @@ def test_a_server_missing_from_the_environment_is_a_usage_error():
                           capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert done.returncode == 2
     assert "The granian server is not installed in this Python" in done.stderr
+
+
+def test_hypercorn_and_granian_run_in_this_process_from_python():
+    from helpers.leakcheck import check
+
+    if not importlib.util.find_spec("hypercorn") or not importlib.util.find_spec("granian"):
+        pytest.skip("the lab's environment predates hypercorn and granian")
+    for server in ("hypercorn", "granian"):
+        report = check("helpers.apps.seed:app", "/ws/metrics", clients=2, server=server, ways=("fin",))
+        assert (report.server, report.verdict, report.ways["fin"].handlers_alive) == (server, "leak", 2)
