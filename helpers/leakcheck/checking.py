@@ -276,7 +276,10 @@ def _batch(link: Any, client_loop: LoopThread, url: str, path: str, n: int, opti
         evidence.handlers_started = max(len(seen), clients.connected)
         evidence.ended_at_once = max(len(seen - set(current)), clients.closed_by_server())
         clients.leave(way)
-        waited = _wait(link, path, before, _cap(options, way, added_wait), _least(options, way), added_wait)
+        least = _least(options, way)
+        # The server's own timeout starts when it notices the departure (for a silent client, at the ping timeout).
+        server_wait = added_wait + (least - options.settle) + 1.0 if added_wait else 0.0
+        waited = _wait(link, path, before, _cap(options, way, added_wait), least, server_wait)
     finally:
         clients.release()
     snap = waited["snap"]
