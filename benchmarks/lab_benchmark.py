@@ -161,6 +161,22 @@ def print_leakcheck_times() -> None:
         if times:
             print(f"leak checker, {verdict:<6} verdicts ({len(times):2d}): min {min(times):4.1f} s, "
                   f"median {statistics.median(times):4.1f} s, max {max(times):4.1f} s")
+    print_leakcheck_every_server()
+
+
+def print_leakcheck_every_server() -> None:
+    """``--server all`` on the article's loop and on the pattern: a verdict per server, and the whole run's time."""
+    import importlib.util
+
+    from helpers.leakcheck import run
+    from helpers.leakcheck.checking import SERVERS
+
+    servers = [s for s in SERVERS if importlib.util.find_spec(s)]
+    for app, path in (("helpers.apps.seed:app", "/ws/metrics"), ("helpers.apps.fixed:app", "/ws/prices")):
+        with contextlib.redirect_stdout(io.StringIO()):
+            result = run(app, [path], servers=servers)
+        verdicts = ", ".join(f"{r.server} {r.verdict} ({r.seconds:.1f} s)" for r in result.reports)
+        print(f"leak checker --server all, {app} {path}: {result.verdict} in {result.seconds:.1f} s: {verdicts}", flush=True)
 
 
 def main() -> None:
