@@ -56,3 +56,12 @@ def test_assert_no_leak_fails_with_the_evidence_as_its_message():
 
 def test_assert_no_leak_can_accept_a_noisy_endpoint():
     assert assert_no_leak("helpers.apps.seed:app", "/ws/metrics", clients=2, allow_noisy=True).verdict == "noisy"
+
+
+def test_the_wait_includes_the_close_timeout_of_uvicorns_deprecated_websockets_backend():
+    """That backend closes with a 10 s timeout of its own: a correct endpoint stays clean, a leak stays a leak."""
+    fixed = check("helpers.apps.fixed:app", "/ws/chat", clients=2, ws="websockets", ways=("clean", "fin"), rounds=False)
+    leak = check("tests.zoo:app", "/dict-registry", clients=2, ws="websockets", ways=("clean", "fin"), rounds=False)
+    assert fixed.verdict == "clean", fixed.summary()
+    assert leak.verdict == "leak", leak.summary()
+    assert fixed.versions["uvicorn ws backend"] == "websockets"
