@@ -8,18 +8,22 @@ Every figure is measured ``--repeats`` times and printed as min / median / max, 
 shared machine says little (two single runs of the churn ratio once gave 0.36 and 0.78). The two
 sides of a ratio are measured alternately (in-kernel, standalone, in-kernel, ...), so that a change
 in the machine's load falls on both sides, and the ratio is given per pair.
+    .venv/bin/python -m benchmarks.lab_benchmark --leakcheck  (only the leak checker's times)
 
 1. each notebook executed headless, and the whole collection;
 2. kernel start to the first live plot frame;
 3. churn rate (sessions per second) of the in-kernel set-up (server and clients on threads of one
    process) against the same app under a standalone uvicorn process driven by a separate client process;
 4. the probe's sampling cost per 1,000 live tasks;
-5. the leak checker's time per endpoint.
+5. the leak checker's time per endpoint (every endpoint of its tests, default settings), with the
+   min/median/max per verdict.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import socket
 import statistics
 import subprocess
@@ -139,15 +143,18 @@ def probe_cost_per_thousand_tasks() -> tuple[float, int]:
         server.stop()
 
 
-def leakcheck_times() -> list[tuple[str, str, float]]:
+def leakcheck_times() -> list[tuple[str, str, str, float]]:
+    """(route shape or lesson, endpoint, verdict, seconds) for every endpoint of the checker's tests, default settings."""
     from helpers.leakcheck import check
+    from tests.test_leakcheck import ZOO
+    from tests.test_leakcheck_shapes import SHAPES
 
+    cases = [("lessons and zoo", app, path) for app, path, _ in ZOO] + [(shape, app, path) for shape, app, path, _ in SHAPES]
     rows = []
-    for app, path in [("helpers.apps.leaks:app", "/ws/prices"), ("helpers.apps.leaks:app", "/ws/chat"),
-                      ("helpers.apps.seed:app", "/ws/metrics"), ("helpers.apps.fixed:app", "/ws/prices"),
-                      ("helpers.apps.fixed:app", "/ws/room/1")]:
-        report = check(app, path)
-        rows.append((f"{app} {path}", report.verdict, report.seconds))
+    for shape, app, path in cases:
+        with contextlib.redirect_stdout(io.StringIO()):  # what the endpoints print is not a figure
+            report = check(app, path)
+        rows.append((shape, f"{app} {path}", report.verdict, report.seconds))
     return rows
 
 
@@ -163,7 +170,37 @@ def repeats() -> int:
     return 3
 
 
+def print_leakcheck_times() -> None:
+    rows = leakcheck_times()
+    for shape, name, verdict, seconds in rows:
+        print(f"leak checker: {verdict:<8} {seconds:5.1f} s  {name}  ({shape})", flush=True)
+    for verdict in ("leak", "noisy", "clean", "untested"):
+        times = [seconds for _, _, v, seconds in rows if v == verdict]
+        if times:
+            print(f"leak checker, {verdict:<6} verdicts ({len(times):2d}): min {min(times):4.1f} s, "
+                  f"median {statistics.median(times):4.1f} s, max {max(times):4.1f} s")
+    print_leakcheck_every_server()
+
+
+def print_leakcheck_every_server() -> None:
+    """``--server all`` on the article's loop and on the pattern: a verdict per server, and the whole run's time."""
+    import importlib.util
+
+    from helpers.leakcheck import run
+    from helpers.leakcheck.checking import SERVERS
+
+    servers = [s for s in SERVERS if importlib.util.find_spec(s)]
+    for app, path in (("helpers.apps.seed:app", "/ws/metrics"), ("helpers.apps.fixed:app", "/ws/prices")):
+        with contextlib.redirect_stdout(io.StringIO()):
+            result = run(app, [path], servers=servers)
+        verdicts = ", ".join(f"{r.server} {r.verdict} ({r.seconds:.1f} s)" for r in result.reports)
+        print(f"leak checker --server all, {app} {path}: {result.verdict} in {result.seconds:.1f} s: {verdicts}", flush=True)
+
+
 def main() -> None:
+    if "--leakcheck" in sys.argv:
+        print_leakcheck_times()
+        return
     runs = repeats()
     if "--quick" not in sys.argv:
         totals = [0.0] * runs
@@ -186,8 +223,7 @@ def main() -> None:
     probes = [probe_cost_per_thousand_tasks() for _ in range(runs)]
     print(f"probe: {spread([p for p, _ in probes], 2)} ms per sample per 1,000 live tasks "
           f"(measured with {probes[0][1]} tasks)", flush=True)
-    for name, verdict, seconds in leakcheck_times():
-        print(f"leak checker: {name:<40} {verdict:<6} {seconds:5.1f} s")
+    print_leakcheck_times()
 
 
 if __name__ == "__main__":

@@ -5,9 +5,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
-
 from helpers.errors import LabError
+from helpers.leakcheck import agent
 
 ASGIApp = Any
 
@@ -32,49 +31,18 @@ def load_app(app: ASGIApp | str) -> ASGIApp:
     return load_app(found)
 
 
-def _routes(app: ASGIApp) -> list[BaseRoute]:
-    router = getattr(app, "router", app)
-    return list(getattr(router, "routes", []))
-
-
-def _walk(routes: list[BaseRoute], prefix: str = "") -> list[tuple[str, BaseRoute]]:
-    found: list[tuple[str, BaseRoute]] = []
-    for route in routes:
-        if isinstance(route, Mount):
-            found += _walk(list(route.routes), prefix + route.path)
-        else:
-            found.append((prefix, route))
-    return found
-
-
 def websocket_paths(app: ASGIApp) -> list[str]:
-    """The path templates of the app's WebSocket routes."""
-    return [prefix + route.path for prefix, route in _walk(_routes(app)) if isinstance(route, WebSocketRoute)]
+    """The path templates of the app's WebSocket routes (Mounts and included routers included)."""
+    return agent.websocket_paths(app)
 
 
 def check_websocket_path(app: ASGIApp, path: str) -> None:
-    """Raise LabError unless ``path`` is served by one of the app's WebSocket routes."""
-    websocket_route(app, path)
+    """Raise LabError unless ``path`` is served by one of the app's WebSocket routes.
 
-
-def websocket_route(app: ASGIApp, path: str) -> WebSocketRoute:
-    """The WebSocket route serving ``path``, or LabError saying why there is none."""
-    if not path.startswith("/"):
-        raise LabError(f"WebSocket path {path!r} should start with '/'.")
-    bare = path.split("?", 1)[0]
-    for prefix, route in _walk(_routes(app)):
-        if not bare.startswith(prefix):
-            continue
-        rest = bare[len(prefix):] or "/"
-        if isinstance(route, WebSocketRoute) and route.path_regex.match(rest):
-            return route
-        if isinstance(route, Route) and route.path_regex.match(rest):
-            raise LabError(
-                f"{path!r} is an HTTP route, not a WebSocket route; WebSocket routes: {_listing(app)}."
-            )
-    raise LabError(f"The app has no WebSocket route at {path!r}; WebSocket routes: {_listing(app)}.")
-
-
-def _listing(app: ASGIApp) -> str:
-    paths = websocket_paths(app)
-    return ", ".join(paths) if paths else "none"
+    Matching is Starlette's own (``route.matches(scope)``), through Mounts, included routers and
+    middleware; a plain ASGI app (no routes) serves every path.
+    """
+    try:
+        agent.resolve(app, path)
+    except agent.UsageError as error:
+        raise LabError(str(error)) from None

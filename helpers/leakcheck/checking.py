@@ -1,0 +1,534 @@
+"""Driving a check: the agent serves the app, the lab's clients come and leave, and the checker waits.
+
+For each way of leaving in turn (each starts once the previous one settled), clients connect,
+send their script, leave, and the checker polls the agent until what they left behind has ended,
+or has stopped ending:
+
+- everything of this way ended: it is "slow, not stuck" if it took a while, never a leak;
+- the count stopped falling and nothing alive sleeps with a timer due before the cap: what is left
+  never ends;
+- something sleeps with a timer due before the cap: the wait goes on until it wakes (once; a task
+  that wakes and goes back to sleep is a loop that carries on);
+- the loop stopped answering its heartbeat: the loop is frozen.
+
+Then two rounds (n, then 2n sessions) measure what stays reachable per departed session.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from helpers.errors import LabError
+from helpers.leakcheck import agent as agent_module
+from helpers.leakcheck.clients import WAYS, Clients, Script
+from helpers.leakcheck.evidence import WEBSOCKET_TYPE, Retention, WayEvidence
+from helpers.leakcheck.report import Report, Run
+from helpers.loopthread import LoopThread
+
+AGENT_SCRIPT = Path(agent_module.__file__)
+POLL = 0.1
+QUIET = 0.5
+"""Seconds without any change, after which what is left is taken as not ending (timers aside)."""
+FROZEN_AFTER = 1.0
+"""Seconds without a heartbeat from the server's loop after which it is reported frozen."""
+SERVERS = ("uvicorn", "hypercorn", "granian", "daphne")
+OWN_PROCESS = ("daphne",)
+"""Servers that run once per process (Twisted's reactor): their agent always runs in a process of its own."""
+
+
+class CheckerFailed(Exception):
+    """The checker itself failed (not the app): exit status 4."""
+
+
+@dataclass(frozen=True)
+class Options:
+    clients: int = 5
+    ways: tuple[str, ...] = WAYS
+    ws: str = "auto"
+    ping_interval: float | None = 0.5
+    ping_timeout: float | None = 0.5
+    max_wait: float = 10.0
+    settle: float = 0.3
+    """The least wait after the clients leave."""
+    lifespan: bool = True
+    script: Script = field(default_factory=Script)
+    python: str | None = None
+    rounds: bool = True
+    shutdown_timeout: float = 1.0
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "clients": self.clients, "ways": list(self.ways), "ws": self.ws, "ping_interval": self.ping_interval,
+            "ping_timeout": self.ping_timeout, "max_wait": self.max_wait, "lifespan": self.lifespan,
+            "send": list(self.script.send), "headers": [f"{k}: {v}" for k, v in self.script.headers],
+            "subprotocols": list(self.script.subprotocols), "python": self.python or sys.executable,
+        }
+
+
+# Talking to the agent.
+
+
+class InProcess:
+    """The agent in this process (an app object, e.g. from a notebook)."""
+
+    def __init__(self) -> None:
+        self.agent = agent_module.Agent()
+
+    def request(self, message: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
+        return _answered(self.agent.handle(message))
+
+    def close(self) -> None:
+        self.agent.stop()
+
+
+class Subprocess:
+    """The agent in another interpreter (``--python``), speaking JSON lines."""
+
+    def __init__(self, python: str) -> None:
+        if not (os.path.isfile(python) and os.access(python, os.X_OK)):
+            raise LabError(f"--python {python!r} is not an executable file.")
+        self.stderr: list[str] = []
+        self.process = subprocess.Popen(
+            [python, str(AGENT_SCRIPT)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, cwd=os.getcwd(), env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        self.answers: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._pump, args=(self.process.stdout, self.answers.put), daemon=True).start()
+        threading.Thread(target=self._pump, args=(self.process.stderr, self._keep), daemon=True).start()
+
+    @staticmethod
+    def _pump(stream: Any, sink: Any) -> None:
+        for line in stream:
+            sink(line)
+        sink(None)
+
+    def _keep(self, line: str | None) -> None:
+        if line is not None:
+            self.stderr.append(line.rstrip())
+            del self.stderr[:-40]
+
+    def request(self, message: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
+        try:
+            assert self.process.stdin is not None
+            self.process.stdin.write(json.dumps(message) + "\n")
+            self.process.stdin.flush()
+            line = self.answers.get(timeout=timeout)
+        except (BrokenPipeError, queue.Empty) as error:
+            raise CheckerFailed(f"the agent did not answer {message['op']!r} ({type(error).__name__}); {self._tail()}") from None
+        if line is None:
+            self.process.wait(2.0)
+            raise CheckerFailed(f"the agent exited with status {self.process.returncode} during {message['op']!r}; {self._tail()}")
+        return _answered(json.loads(line))
+
+    def _tail(self) -> str:
+        time.sleep(0.1)
+        last = [line for line in self.stderr if line.strip()][-3:]
+        return "its last words: " + " | ".join(last) if last else "it printed nothing"
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            try:
+                self.request({"op": "stop"}, timeout=10.0)
+            except (CheckerFailed, LabError):
+                pass
+        try:
+            self.process.wait(3.0)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(3.0)
+        for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
+            if stream is not None:
+                try:
+                    stream.close()
+                except OSError:  # the agent already exited: nothing left to flush to
+                    pass
+
+
+def _answered(answer: dict[str, Any]) -> dict[str, Any]:
+    if answer.get("error") == "usage":
+        raise LabError(answer["message"])
+    if answer.get("error"):
+        raise CheckerFailed(f"the agent failed: {answer.get('message')}")
+    return answer
+
+
+# One way of leaving.
+
+
+def _entries(snap: dict[str, Any], path: str, before: set[int]) -> dict[int, Any]:
+    return {e[0]: e for e in snap["handlers"][path] if e[0] not in before}
+
+
+def _wait(link: Any, path: str, before: set[int], cap: float, least: float, server_wait: float = 0.0) -> dict[str, Any]:
+    """Poll until this batch's handlers and tasks ended, stopped ending, or the cap; see the module's docstring."""
+    left_at = time.monotonic()
+    wakes: dict[int, set[float]] = {}
+    last_change, last_ids = 0.0, None
+    ended_at: float | None = None
+    extended = 0.0
+    cpu_from: tuple[float, float] | None = None
+    while True:
+        snap = link.request({"op": "snapshot"})
+        now = time.monotonic() - left_at
+        if cpu_from is None and now >= min(0.3, least):
+            cpu_from = (snap["cpu"], now)
+        handlers = _entries(snap, path, before)
+        tasks = {e[0]: e for e in snap["app_tasks"]}
+        server = {e[0]: e for e in snap["server_tasks"]}
+        alive = {**handlers, **tasks, **server}
+        if snap["loop_lag"] > FROZEN_AFTER:
+            return {"snap": snap, "handlers": handlers, "tasks": tasks, "server": server, "frozen": True, "now": now,
+                    "ended_at": None, "extended": extended, "cpu": _cpu(cpu_from, snap, now), "sleeping": 0, "periodic": 0}
+        ids = frozenset(alive)
+        if ids != last_ids:
+            last_change, last_ids = now, ids
+        if not alive:
+            ended_at = last_change
+        timers = []
+        for key, entry in alive.items():
+            wake_in = entry[1]
+            if wake_in is None:
+                continue
+            seen = wakes.setdefault(key, set())
+            seen.add(round(entry[2], 3))
+            if len(seen) < 2 and now + wake_in <= cap:
+                timers.append(wake_in)
+        if not alive and now >= least:
+            break
+        if now >= cap:
+            break
+        # The server's own timeouts (daphne's application close timeout, the websockets backend's close
+        # timeout) may still end what is left: never conclude before they have passed.
+        if now >= least and now - last_change >= QUIET and not timers and now >= server_wait:
+            break
+        if timers and now >= least and now - last_change >= QUIET:
+            extended += POLL
+        time.sleep(POLL)
+    sleeping = sum(1 for key, e in {**handlers, **tasks}.items() if e[1] is not None and len(wakes.get(key, ())) < 2)
+    periodic = sum(1 for key in {**handlers, **tasks} if len(wakes.get(key, ())) >= 2)
+    return {"snap": snap, "handlers": handlers, "tasks": tasks, "server": server, "frozen": False, "now": now,
+            "ended_at": ended_at, "extended": extended, "cpu": _cpu(cpu_from, snap, now), "sleeping": sleeping,
+            "periodic": periodic}
+
+
+def _cpu(start: tuple[float, float] | None, snap: dict[str, Any], now: float) -> float:
+    if start is None or now - start[1] < 0.05:
+        return 0.0
+    return round(1000 * (snap["cpu"] - start[0]) / (now - start[1]), 1)
+
+
+def _cap(options: Options, way: str, added_wait: float) -> float:
+    cap = options.max_wait + added_wait
+    if way == "silent" and options.ping_interval is not None and options.ping_timeout is not None:
+        cap += options.ping_interval + options.ping_timeout
+    return cap
+
+
+def _least(options: Options, way: str) -> float:
+    if way == "silent" and options.ping_interval is not None and options.ping_timeout is not None:
+        return options.settle + options.ping_interval + options.ping_timeout
+    return options.settle
+
+
+def _batch(link: Any, client_loop: LoopThread, url: str, path: str, n: int, options: Options, way: str,
+           added_wait: float, start: dict[str, Any] | None = None) -> tuple[WayEvidence, dict[str, Any]]:
+    """n clients connect, send their script, leave by ``way``; the evidence is this batch's own.
+
+    ``start`` is a snapshot with retained counts taken after the previous batch settled, if any;
+    the batch returns its own last such snapshot, for the next one."""
+    exceptions_before = link.request({"op": "mark"})
+    if start is None:
+        start = link.request({"op": "snapshot", "retained": True})
+    before = {e[0] for e in start["handlers"][path]}
+    evidence = WayEvidence(way=way, clients=n, expected_s=round(_least(options, way) - options.settle, 2))
+    clients = Clients(client_loop, url, n, options.script)
+    try:
+        if clients.connected == 0:
+            refusals = clients.refusals()
+            evidence.refused = refusals[0] if refusals else "no connection"
+            return evidence, start
+        seen: set[int] = set()
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            current = _entries(link.request({"op": "snapshot"}), path, before)
+            seen |= set(current)
+            if len(current) + clients.closed_by_server() >= clients.connected:
+                break
+            time.sleep(0.05)
+        clients.send(options.script.send)
+        time.sleep(0.1)
+        connected = link.request({"op": "snapshot", "retained": True})
+        current = _entries(connected, path, before)
+        seen |= set(current)
+        if current:
+            grown = connected["retained"].get(WEBSOCKET_TYPE, 0) - start["retained"].get(WEBSOCKET_TYPE, 0)
+            evidence.websockets_per_session = round(max(0, grown) / len(current), 2)
+        evidence.handlers_started = max(len(seen), clients.connected)
+        evidence.ended_at_once = max(len(seen - set(current)), clients.closed_by_server())
+        clients.leave(way)
+        least = _least(options, way)
+        # The server's own timeout starts when it notices the departure (for a silent client, at the ping timeout).
+        server_wait = added_wait + (least - options.settle) + 1.0 if added_wait else 0.0
+        waited = _wait(link, path, before, _cap(options, way, added_wait), least, server_wait)
+    finally:
+        clients.release()
+    snap = waited["snap"]
+    evidence.frozen = waited["frozen"]
+    evidence.loop_lag_s = snap["loop_lag"]
+    evidence.handlers_alive = len(waited["handlers"])
+    evidence.tasks_alive = len(waited["tasks"])
+    evidence.server_tasks_alive = len(waited["server"])
+    evidence.sleeping = waited["sleeping"]
+    evidence.periodic = waited["periodic"]
+    evidence.cpu_ms_per_s = waited["cpu"]
+    evidence.settled_in_s = round(waited["now"], 2)
+    evidence.ended_after_s = None if waited["ended_at"] is None else round(waited["ended_at"], 2)
+    evidence.waited_for_timers_s = round(waited["extended"], 2)
+    end: dict[str, Any] = snap
+    if not evidence.frozen:
+        if way == "silent" or waited["handlers"] or waited["tasks"] or waited["server"]:
+            _settle_released(link, path, before)
+        end = link.request({"op": "snapshot", "retained": True})
+        held = round(evidence.websockets_per_session * evidence.handlers_alive)  # held by handlers still running
+
+        def referenced(snapshot: dict[str, Any]) -> int:
+            return max(0, snapshot["retained"].get(WEBSOCKET_TYPE, 0) - start["retained"].get(WEBSOCKET_TYPE, 0) - held)
+
+        for _ in range(2):  # a server may release its references a moment after the handler ended (daphne)
+            if referenced(end) == 0:
+                break
+            time.sleep(0.5)
+            end = link.request({"op": "snapshot", "retained": True})
+        evidence.websockets_referenced = referenced(end)
+        # What never ended dies when the checker resets its clients: those exceptions are not this way's.
+        leftover = waited["handlers"] or waited["tasks"]
+        evidence.unhandled_exceptions = dict((snap if leftover else end)["exceptions"])
+    else:
+        evidence.unhandled_exceptions = dict(snap["exceptions"])
+    return evidence, end
+
+
+def _settle_released(link: Any, path: str, before: set[int]) -> None:
+    """Silent clients were reset on release: let what that ends, end, before the next way starts."""
+    last, quiet_since = None, time.monotonic()
+    deadline = time.monotonic() + 1.5
+    while time.monotonic() < deadline:
+        snap = link.request({"op": "snapshot"})
+        if snap["loop_lag"] > FROZEN_AFTER:
+            return
+        ids = frozenset(_entries(snap, path, before)) | frozenset(e[0] for e in snap["app_tasks"] + snap["server_tasks"])
+        if ids != last:
+            last, quiet_since = ids, time.monotonic()
+        elif time.monotonic() - quiet_since >= 0.2:
+            return
+        time.sleep(0.05)
+
+
+def _retention(link: Any, client_loop: LoopThread, url: str, path: str, options: Options, added_wait: float,
+               start: dict[str, Any] | None) -> Retention:
+    """Two rounds (n, then 2n sessions) of the first way: the growth of what stays reachable after gc."""
+    n = options.clients
+    way = options.ways[0]
+    sizes: list[dict[str, int]] = []
+    snap = start if start is not None else link.request({"op": "snapshot", "retained": True})
+    sizes.append({**snap["retained"], **snap["containers"]})
+    for count in (n, 2 * n):
+        evidence, snap = _batch(link, client_loop, url, path, count, options, way, added_wait, snap)
+        if evidence.frozen or evidence.refused:
+            return Retention(skipped="the rounds could not run (" + ("the loop froze" if evidence.frozen else "refused") + ")")
+        sizes.append({**snap["retained"], **snap["containers"]})
+    return Retention(sessions=(n, 2 * n), growth=_growth(sizes), rounds=(way.upper(), way.upper()))
+
+
+def _growth(sizes: list[dict[str, int]]) -> dict[str, tuple[int, int]]:
+    growth = {}
+    for name in set(sizes[1]) | set(sizes[2]):
+        first = sizes[1].get(name, 0) - sizes[0].get(name, 0)
+        second = sizes[2].get(name, 0) - sizes[1].get(name, 0)
+        if first > 0 or second > 0:
+            growth[name] = (first, second)
+    return growth
+
+
+def _rounds_of_ways(ends: list[dict[str, Any]], options: Options) -> Retention:
+    """The ways themselves as the two rounds: the second way (n sessions), then the rest (2n or more).
+
+    The first way is the warm-up: a one-time cache fills there, and grows in neither round."""
+    sizes = [{**e["retained"], **e["containers"]} for e in (ends[0], ends[1], ends[-1])]
+    n = options.clients
+    names = [w.upper() for w in options.ways]
+    return Retention(sessions=(n, n * (len(ends) - 2)), growth=_growth(sizes),
+                     rounds=(names[1], "+".join(names[2:len(ends)])))
+
+
+# The public entry points.
+
+
+def _validate(options: Options, server: str) -> None:
+    for way in options.ways:
+        if way not in WAYS:
+            raise LabError(f"Unknown way of leaving {way!r}; choose among {', '.join(WAYS)}.")
+    if options.clients < 1:
+        raise LabError(f"Number of clients must be at least 1, not {options.clients}.")
+    if options.max_wait <= 0:
+        raise LabError(f"--max-wait must be a positive number of seconds, not {options.max_wait!r}.")
+    for name, value in (("ping_interval", options.ping_interval), ("ping_timeout", options.ping_timeout)):
+        if value is not None and value <= 0:
+            raise LabError(f"{name} must be a positive number of seconds or None, not {value!r}.")
+    if server not in SERVERS:
+        raise LabError(f"Unknown server {server!r}; choose among {', '.join(SERVERS)} or 'all'.")
+
+
+def run(
+    app: Any,
+    paths: Sequence[str] = (),
+    *,
+    all_paths: bool = False,
+    servers: Sequence[str] = ("uvicorn",),
+    options: Options = Options(),
+) -> Run:
+    """Check each path on each server; a usage error raises LabError, the checker's own failure CheckerFailed."""
+    started = time.monotonic()
+    result = Run()
+    if not paths and not all_paths:
+        raise LabError("Give at least one WebSocket path, or --all.")
+    if isinstance(app, str) is False and options.python:
+        raise LabError("--python needs the app as 'module:attribute', to import it in that interpreter.")
+    client_loop = LoopThread("leakcheck-clients")
+    try:
+        for server in servers:
+            _validate(options, server)
+            result.reports += _run_server(app, list(paths), all_paths, server, options, client_loop)
+    finally:
+        client_loop.stop()
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _run_server(app: Any, paths: list[str], all_paths: bool, server: str, options: Options,
+                client_loop: LoopThread) -> list[Report]:
+    python = options.python or (sys.executable if server in OWN_PROCESS else None)
+    if python is not None and not isinstance(app, str):
+        raise LabError(f"{server} runs in a process of its own: give the app as 'module:attribute' to import it there.")
+    link: Any = Subprocess(python) if python is not None else InProcess()
+    reports: list[Report] = []
+    try:
+        started = link.request({
+            "op": "start", "app": app, "paths": paths, "all": all_paths, "server": server, "ws": options.ws,
+            "ping_interval": options.ping_interval, "ping_timeout": options.ping_timeout,
+            "lifespan": options.lifespan, "shutdown_timeout": options.shutdown_timeout,
+        }, timeout=60.0)
+        frozen = False
+        for target in started["targets"]:
+            t0 = time.monotonic()
+            path = target["path"]
+            url = f"ws://127.0.0.1:{started['port']}{path}"
+            report = Report(
+                app=app if isinstance(app, str) else getattr(app, "title", None) or type(app).__name__,
+                path=path, endpoint=target["endpoint"], options={**options.public(), "server": server},
+                server=server, kind=target["kind"], versions=started["versions"],
+            )
+            if target["note"]:
+                report.notes.append(target["note"])
+            report.notes += started.get("notes", [])
+            last: dict[str, Any] | None = None
+            ends: list[dict[str, Any]] = []
+            for way in options.ways:
+                if frozen:
+                    report.ways[way] = WayEvidence(way=way, clients=options.clients, skipped="the server's loop is frozen")
+                    continue
+                if way == "silent" and not started.get("silent_detectable", True):
+                    report.ways[way] = WayEvidence(way=way, clients=options.clients,
+                                                   skipped=f"{server} cannot notice a silent client (no ping timeout)")
+                    continue
+                evidence, last = _batch(link, client_loop, url, path, options.clients, options, way, started["added_wait"], last)
+                report.ways[way] = evidence
+                frozen = evidence.frozen
+                ends.append(last)
+            never_ended = any(w.handlers_alive or w.tasks_alive for w in report.ways.values())
+            if frozen:
+                report.retention = Retention(skipped="the server's loop is frozen")
+            elif not options.rounds:
+                report.retention = Retention(skipped="rounds turned off")
+            elif never_ended:
+                report.retention = Retention(skipped="handlers or tasks never ended, so what they hold stays anyway")
+            elif all(w.refused for w in report.ways.values() if w.ran):
+                report.retention = Retention(skipped="every handshake was refused")
+            elif len(ends) >= 4 and not any(w.refused for w in report.ways.values()):
+                report.retention = _rounds_of_ways(ends, options)
+            else:
+                report.retention = _retention(link, client_loop, url, path, options, started["added_wait"], last)
+            if frozen:
+                report.notes.append("the server's loop froze: the remaining checks on this server were not run")
+            report.seconds = time.monotonic() - t0
+            reports.append(report)
+    finally:
+        stopped = _close(link)
+    if stopped.get("thread_alive"):
+        for report in reports:
+            report.notes.append("the frozen server thread could not be stopped in this process; run the check "
+                                "from the command line (a process of its own) to end it")
+    if stopped.get("shutdown", "ok") != "ok" and reports:
+        reports[-1].notes.append(f"server shutdown (lifespan included): {stopped['shutdown']}")
+    return reports
+
+
+def _close(link: Any) -> dict[str, Any]:
+    try:
+        if isinstance(link, InProcess):
+            stopped = link.agent.stop()
+        else:
+            stopped = link.request({"op": "stop"}, timeout=15.0)
+    except (CheckerFailed, LabError):
+        stopped = {}
+    finally:
+        if isinstance(link, Subprocess):
+            link.close()
+    return stopped
+
+
+def check(
+    app: Any,
+    path: str,
+    *,
+    clients: int = 5,
+    settle: float = 0.3,
+    ws: str = "auto",
+    server: str = "uvicorn",
+    ping_interval: float | None = 0.5,
+    ping_timeout: float | None = 0.5,
+    ways: tuple[str, ...] = WAYS,
+    max_wait: float = 10.0,
+    lifespan: bool = True,
+    send: Sequence[str] = (),
+    headers: Sequence[tuple[str, str] | str] = (),
+    subprotocols: Sequence[str] = (),
+    python: str | None = None,
+    rounds: bool = True,
+) -> Report:
+    """Check one WebSocket path of ``app`` (an app object, or ``"module:attribute"``) and return its report."""
+    options = Options(
+        clients=clients, ways=tuple(ways), ws=ws, ping_interval=ping_interval, ping_timeout=ping_timeout,
+        max_wait=max_wait, settle=settle, lifespan=lifespan, python=python, rounds=rounds,
+        script=Script(send=tuple(send), headers=tuple(parse_header(h) for h in headers), subprotocols=tuple(subprotocols)),
+    )
+    return run(app, [path], servers=[server], options=options).reports[0]
+
+
+def parse_header(header: tuple[str, str] | str) -> tuple[str, str]:
+    if isinstance(header, tuple):
+        return header
+    name, sep, value = header.partition(":")
+    if not sep or not name.strip():
+        raise LabError(f"Header {header!r} should look like 'Name: value'.")
+    return name.strip(), value.strip()

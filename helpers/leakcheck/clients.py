@@ -1,0 +1,150 @@
+"""The checker's clients: real ``websockets`` clients that connect with a script, then leave in one way.
+
+A script is what a real client does before it goes: headers (auth, cookies), a subprotocol, a
+query string in the path, and text messages sent in order after connecting. The ways of leaving
+are the lab's (``helpers.clients``): clean, FIN, RST, silent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from websockets.asyncio.client import ClientConnection, connect as ws_connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from helpers.loopthread import LoopThread
+
+WAYS = ("clean", "fin", "rst", "silent")
+
+
+@dataclass(frozen=True)
+class Script:
+    """What each client does between connecting and leaving."""
+
+    send: tuple[str, ...] = ()
+    headers: tuple[tuple[str, str], ...] = ()
+    subprotocols: tuple[str, ...] = ()
+
+
+@dataclass
+class Session:
+    connection: ClientConnection | None
+    refused: str | None = None
+    """Why the handshake failed (e.g. ``HTTP 403``), or None."""
+    received: int = 0
+    reader: asyncio.Task[None] | None = field(default=None, repr=False)
+
+
+async def _read(session: Session) -> None:
+    assert session.connection is not None
+    try:
+        async for _ in session.connection:
+            session.received += 1
+    except ConnectionClosed:
+        pass
+
+
+async def _open(url: str, script: Script, timeout: float) -> Session:
+    try:
+        connection = await ws_connect(
+            url, ping_interval=None, open_timeout=timeout, close_timeout=1.0,
+            additional_headers=list(script.headers) or None,
+            subprotocols=list(script.subprotocols) or None,  # type: ignore[arg-type]
+        )
+    except InvalidStatus as error:
+        return Session(None, f"HTTP {error.response.status_code}")
+    except (InvalidHandshake, TimeoutError, OSError) as error:
+        return Session(None, f"{type(error).__name__}: {error}")
+    session = Session(connection)
+    session.reader = asyncio.create_task(_read(session))
+    return session
+
+
+def _reset(connection: ClientConnection) -> None:
+    transport = connection.transport
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.fileno() >= 0:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+
+
+async def _leave(session: Session, way: str) -> None:
+    connection = session.connection
+    if connection is None:
+        return
+    if session.reader is not None and way != "clean":
+        session.reader.cancel()
+    if way == "clean":
+        try:
+            await connection.close()
+        except ConnectionClosed:
+            pass
+    elif way == "fin":
+        connection.transport.close()
+    elif way == "rst":
+        _reset(connection)
+    elif way == "silent":
+        connection.transport.pause_reading()
+
+
+class Clients:
+    """One batch of clients on the checker's client loop."""
+
+    def __init__(self, loop: LoopThread, url: str, n: int, script: Script, timeout: float = 5.0) -> None:
+        self.loop = loop
+
+        async def open_all() -> list[Session]:
+            return list(await asyncio.gather(*(_open(url, script, timeout) for _ in range(n))))
+
+        self.sessions: list[Session] = loop.call(open_all(), timeout + 2.0)
+
+    @property
+    def connected(self) -> int:
+        return sum(1 for s in self.sessions if s.connection is not None)
+
+    def refusals(self) -> list[str]:
+        return [s.refused for s in self.sessions if s.refused]
+
+    def closed_by_server(self) -> int:
+        return sum(1 for s in self.sessions if s.connection is not None and s.connection.close_code is not None)
+
+    def send(self, messages: Sequence[str]) -> int:
+        """Send each message in order from every client still open; how many sends failed."""
+
+        async def send_all() -> int:
+            failed = 0
+            for text in messages:
+                for session in self.sessions:
+                    if session.connection is None:
+                        continue
+                    try:
+                        await session.connection.send(text)
+                    except ConnectionClosed:
+                        failed += 1
+            return failed
+
+        return self.loop.call(send_all(), 10.0) if messages else 0
+
+    def leave(self, way: str) -> None:
+        async def leave_all() -> None:
+            await asyncio.gather(*(_leave(s, way) for s in self.sessions))
+
+        self.loop.call(leave_all(), 5.0)
+
+    def release(self) -> None:
+        """Reset whatever is still open (silent clients) and drop every reference."""
+
+        async def reset_all() -> None:
+            for session in self.sessions:
+                if session.reader is not None:
+                    session.reader.cancel()
+                if session.connection is not None:
+                    _reset(session.connection)
+            await asyncio.sleep(0)
+
+        self.loop.call(reset_all(), 5.0)
+        self.sessions = []

@@ -1,0 +1,186 @@
+"""What the checker found, one kind of evidence at a time, with the sentence and the hint that explain it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+WEBSOCKET_TYPE = "starlette.websockets.WebSocket"
+RETAINED_PER_SESSION = 0.5
+"""A type or container counts as retained per visitor when it grows by at least this much per
+departed session in both rounds (n, then 2n sessions): a one-time cache grows in neither."""
+
+EXPLAIN: dict[str, str] = {
+    "handlers": "handler coroutines: the endpoint's coroutine found in a task's await chain on the server's loop, "
+    "after its client left; one that never ends holds its socket, its buffers and its CPU forever.",
+    "tasks": "tasks: tasks the app started during the sessions (create_task, ensure_future) still pending after "
+    "the clients left and their handlers ended.",
+    "websockets": "WebSocket objects: Starlette WebSocket objects still reachable after garbage collection, "
+    "beyond those held by handlers still running (a registry that keeps departed clients). The count is the "
+    "growth from before the clients came; a live session holds {per_session} of them (FastAPI wraps the "
+    "connection once for routing and once for the endpoint's parameter, Starlette once).",
+    "retained": "retained state: what stays reachable after garbage collection, per departed session, over two "
+    "rounds (n then 2n sessions): objects by type (the app's classes, asyncio's queues, tasks and events, "
+    "WebSocket) and the sizes of the app's module-level sets, lists, dicts and deques.",
+    "exceptions": "unhandled exceptions: what the server logged as an exception in the app, and asyncio's "
+    "'Task exception was never retrieved', while the clients left.",
+    "cpu": "CPU: milliseconds of CPU per second that the server's thread used after the clients left "
+    "(an idle server uses a few, the checker's own questions included); high with nothing connected is a "
+    "loop that keeps working for nobody.",
+    "frozen": "frozen loop: the server's event loop stopped answering a heartbeat, checked from outside the "
+    "loop: a handler runs without ever awaiting (a bare except around a receive, spinning).",
+}
+
+HINTS: dict[str, str] = {
+    "handlers": "Tie the handler's life to the connection: keep a receive running next to the sender "
+    "(a task group; notebook 04's run_with_receiver), so the disconnect ends it.",
+    "tasks": "A task started with create_task is not tied to its handler: cancel it in `finally`, or run it "
+    "in a task group with the handler's receive.",
+    "websockets": "Unregister the client in `finally`, not only in `except WebSocketDisconnect` "
+    "(iter_text() ends quietly when the client leaves).",
+    "retained": "Something is added per visitor and never removed: remove it in `finally` (a queue, an id, "
+    "a dict entry), whichever way the client leaves.",
+    "exceptions": "Catch the disconnect where the handler sends or receives (WebSocketDisconnect), or keep a "
+    "receive running so the handler ends quietly.",
+    "frozen": "A loop that retries a failed receive without awaiting anything spins forever: never catch "
+    "everything around receive(); stop on WebSocketDisconnect.",
+    "at_once": "The handler ended (or was refused) before its clients left, so nothing could outlive them: "
+    "pass what it waits for (--send, --header, a query string) to reach the code that runs per session.",
+}
+
+
+@dataclass
+class WayEvidence:
+    """What one way of leaving (clean, FIN, RST, silent) left behind, and only that way."""
+
+    way: str
+    clients: int
+    handlers_alive: int = 0
+    """Handlers of this way that never ended within the wait."""
+    tasks_alive: int = 0
+    websockets_referenced: int = 0
+    unhandled_exceptions: dict[str, int] = field(default_factory=dict)
+    cpu_ms_per_s: float = 0.0
+    settled_in_s: float = 0.0
+    handlers_started: int = 0
+    """Sessions opened (a handshake the server accepted)."""
+    ended_at_once: int = 0
+    """Sessions whose handler ended, or whose connection the server closed, before the client left."""
+    ended_after_s: float | None = None
+    """When the last handler or task of this way ended, after the clients left (None: none outlived them)."""
+    waited_for_timers_s: float = 0.0
+    """How long the wait was extended for a handler or task sleeping with a timer pending."""
+    sleeping: int = 0
+    """Of what never ended: how many sleep on a timer due after the cap (not ones that wake and sleep again)."""
+    periodic: int = 0
+    """Of what never ended: how many woke on a timer and went back to sleep (a loop that carries on)."""
+    frozen: bool = False
+    loop_lag_s: float = 0.0
+    refused: str | None = None
+    server_tasks_alive: int = 0
+    skipped: str | None = None
+    expected_s: float = 0.0
+    """How long this way takes to be noticed at all (for a silent client: ping interval + timeout)."""
+    websockets_per_session: float = 0.0
+    """WebSocket objects each live session holds (measured while connected; FastAPI makes two per connection
+    on its current versions: Starlette's in the route, and its own for the endpoint's parameter)."""
+
+    @property
+    def leaked(self) -> bool:
+        return self.frozen or self.handlers_alive > 0 or self.tasks_alive > 0 or self.websockets_referenced > 0
+
+    @property
+    def noisy(self) -> bool:
+        return bool(self.unhandled_exceptions)
+
+    @property
+    def untested(self) -> bool:
+        return self.refused is not None or self.skipped is not None
+
+    @property
+    def ran(self) -> bool:
+        return self.skipped is None
+
+    def kinds(self) -> list[str]:
+        """The kinds of evidence found (keys of EXPLAIN and HINTS)."""
+        found = []
+        for kind, present in (
+            ("frozen", self.frozen), ("handlers", self.handlers_alive), ("tasks", self.tasks_alive),
+            ("websockets", self.websockets_referenced), ("exceptions", self.unhandled_exceptions),
+        ):
+            if present:
+                found.append(kind)
+        if (self.handlers_started and self.ended_at_once >= self.handlers_started) or self.refused:
+            found.append("at_once")
+        return found
+
+    def findings(self) -> list[str]:
+        if self.skipped:
+            return [f"not run: {self.skipped}"]
+        if self.refused:
+            return [f"every handshake was refused ({self.refused}): no handler ran"]
+        found = []
+        if self.frozen:
+            found.append(f"the server's loop froze: no heartbeat for {self.loop_lag_s:.1f} s (a handler that never yields)")
+        if self.handlers_alive:
+            sleeping = f", {self.sleeping} asleep on a timer due after the wait" if self.sleeping else ""
+            if self.periodic:
+                sleeping += f", {self.periodic} waking on a timer and going back to sleep"
+            found.append(f"{self.handlers_alive} of {self.clients} handler coroutines never ended (still running "
+                         f"{self.settled_in_s:.1f} s after their clients left{sleeping})")
+        if self.tasks_alive:
+            found.append(f"{self.tasks_alive} task(s) started during the sessions still pending")
+        if self.websockets_referenced:
+            found.append(f"{self.websockets_referenced} WebSocket object(s) still referenced after garbage collection")
+        if self.leaked:
+            found.append(f"server CPU meanwhile: {self.cpu_ms_per_s:.0f} ms per second")
+        if self.unhandled_exceptions:
+            listed = ", ".join(f"{n} x {name}" for name, n in self.unhandled_exceptions.items())
+            found.append(f"unhandled exceptions logged: {listed}")
+        if not self.leaked and self.ended_after_s is not None and self.ended_after_s >= self.expected_s + 0.5:
+            timer = f", the wait extended {self.waited_for_timers_s:.1f} s for a timer" if self.waited_for_timers_s else ""
+            found.append(f"slow, not stuck: everything ended after {self.ended_after_s:.1f} s{timer}")
+        if self.handlers_started and self.ended_at_once >= self.handlers_started:
+            found.append(f"note: all {self.handlers_started} sessions ended before their clients left (the handler "
+                         "returned or closed at once): nothing could outlive them")
+        elif self.ended_at_once:
+            found.append(f"note: {self.ended_at_once} of {self.handlers_started} sessions ended before their clients left")
+        return found
+
+
+@dataclass
+class Retention:
+    """Growth of what stays reachable after gc, per departed session, over two rounds."""
+
+    sessions: tuple[int, int] = (0, 0)
+    rounds: tuple[str, str] = ("", "")
+    """The ways of leaving of each round's sessions."""
+    growth: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """Name -> (growth in round 1, growth in round 2), for everything that grew."""
+    skipped: str | None = None
+
+    def per_session(self, name: str) -> float:
+        first, second = self.growth[name]
+        return (first + second) / max(1, sum(self.sessions))
+
+    def retained(self) -> dict[str, float]:
+        """What grows by at least RETAINED_PER_SESSION per session in both rounds: left per visitor."""
+        n1, n2 = self.sessions
+        return {
+            name: round(self.per_session(name), 2)
+            for name, (first, second) in self.growth.items()
+            if n1 and n2 and first >= RETAINED_PER_SESSION * n1 and second >= RETAINED_PER_SESSION * n2
+        }
+
+    @property
+    def leaked(self) -> bool:
+        return bool(self.retained())
+
+    def findings(self) -> list[str]:
+        if self.skipped:
+            return [f"not measured: {self.skipped}"]
+        kept = self.retained()
+        if not kept:
+            return []
+        listed = ", ".join(f"{name} +{slope:g}" for name, slope in sorted(kept.items(), key=lambda kv: -kv[1]))
+        (n1, n2), (w1, w2) = self.sessions, self.rounds
+        return [f"retained per departed session (rounds of {n1} {w1} then {n2} {w2} sessions): {listed}"]

@@ -1,0 +1,171 @@
+"""Verdicts and their presentation: a summary for people, JSON and JUnit XML for CI."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+from xml.sax.saxutils import escape, quoteattr
+
+from helpers.leakcheck.evidence import EXPLAIN, HINTS, Retention, WayEvidence
+
+EXIT_CODES = {"clean": 0, "leak": 1, "noisy": 3, "untested": 5}
+SEVERITY = ("clean", "untested", "noisy", "leak")
+"""Verdicts from best to worst: the overall verdict of several is the worst of them."""
+USAGE_ERROR = 2
+CHECKER_FAILED = 4
+
+
+def worst(verdicts: list[str]) -> str:
+    return max(verdicts, key=SEVERITY.index) if verdicts else "clean"
+
+
+@dataclass
+class Report:
+    """One endpoint on one server: the evidence per way of leaving, and the retained state."""
+
+    app: str
+    path: str
+    endpoint: str
+    options: dict[str, Any]
+    ways: dict[str, WayEvidence] = field(default_factory=dict)
+    retention: Retention = field(default_factory=Retention)
+    seconds: float = 0.0
+    server: str = "uvicorn"
+    kind: str = "function"
+    notes: list[str] = field(default_factory=list)
+    versions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def verdict(self) -> str:
+        if any(w.leaked for w in self.ways.values()) or self.retention.leaked:
+            return "leak"
+        if any(w.noisy for w in self.ways.values()):
+            return "noisy"
+        ran = [w for w in self.ways.values() if w.ran]
+        if ran and all(w.refused for w in ran):
+            return "untested"
+        return "clean"
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.verdict]
+
+    def kinds(self) -> list[str]:
+        found = [k for w in self.ways.values() for k in w.kinds()]
+        if self.retention.leaked:
+            found.append("retained")
+        if any(w.leaked and not w.frozen for w in self.ways.values()):
+            found.append("cpu")  # the CPU figure is printed with every leak
+        return list(dict.fromkeys(found))
+
+    def headline(self) -> str:
+        extra = ""
+        if self.verdict == "clean" and "at_once" in self.kinds():
+            extra = " (note: the handler never outlived a connection: it ended or was refused at once)"
+        return f"{self.verdict.upper():<8} {self.path}  {self.endpoint}() on {self.server}, checked in {self.seconds:.1f} s{extra}"
+
+    def summary(self) -> str:
+        lines = [f"{self.endpoint}() at {self.path} on {self.server}: {self.verdict.upper()} (checked in {self.seconds:.1f} s)"]
+        for way, evidence in self.ways.items():
+            findings = evidence.findings()
+            lines.append(f"  {way:<6} " + ("; ".join(findings) if findings else "nothing outlived the clients"))
+        for finding in self.retention.findings():
+            lines.append(f"  rounds {finding}")
+        for note in self.notes:
+            lines.append(f"  note: {note}")
+        return "\n".join(lines)
+
+    def explained(self) -> str:
+        """The summary, then a line on each kind of evidence found and a hint for it."""
+        lines = [self.summary()]
+        kinds = self.kinds()
+        for kind in kinds:
+            if kind in EXPLAIN:
+                per_session = max((w.websockets_per_session for w in self.ways.values()), default=0.0)
+                lines.append(f"  - {EXPLAIN[kind]}".replace("{per_session}", f"{per_session:g}"))
+            if kind in HINTS:
+                lines.append(f"    hint: {HINTS[kind]}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict,
+            "app": self.app,
+            "path": self.path,
+            "endpoint": self.endpoint,
+            "kind": self.kind,
+            "server": self.server,
+            "options": self.options,
+            "seconds": round(self.seconds, 2),
+            "ways": {way: {**asdict(e), "leaked": e.leaked, "noisy": e.noisy} for way, e in self.ways.items()},
+            "retained_per_session": self.retention.retained(),
+            "retention_sessions": list(self.retention.sessions),
+            "notes": self.notes,
+            "findings": self.kinds(),
+            "versions": self.versions,
+        }
+
+
+@dataclass
+class Run:
+    """Every endpoint on every server of one run: one verdict each, and the worst overall."""
+
+    reports: list[Report] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def verdict(self) -> str:
+        return worst([r.verdict for r in self.reports])
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.verdict]
+
+    def servers(self) -> list[str]:
+        return list(dict.fromkeys(r.server for r in self.reports))
+
+    def text(self) -> str:
+        first = self.reports[0] if self.reports else None
+        lines = [r.headline() for r in self.reports]
+        if len(self.reports) > 1:
+            lines.append(f"overall: {self.verdict.upper()} ({len(self.reports)} checks in {self.seconds:.1f} s)")
+        if first is not None:
+            lines.append(_settings(first.options))
+        lines.append("")
+        lines += [r.explained() + "\n" for r in self.reports]
+        return "\n".join(lines).rstrip() + "\n"
+
+    def to_dict(self) -> dict[str, Any]:
+        servers = {
+            server: {"verdict": worst([r.verdict for r in self.reports if r.server == server]),
+                     "endpoints": [r.to_dict() for r in self.reports if r.server == server]}
+            for server in self.servers()
+        }
+        return {"verdict": self.verdict, "seconds": round(self.seconds, 2), "servers": servers}
+
+    def json(self) -> str:
+        return json.dumps(self.to_dict())
+
+    def junit(self) -> str:
+        cases = []
+        for r in self.reports:
+            name = quoteattr(f"{r.path} on {r.server}")
+            body = ""
+            if r.verdict in ("leak", "noisy", "untested"):
+                body = f"<failure message={quoteattr(r.verdict + ': ' + r.path)}>{escape(r.explained())}</failure>"
+            cases.append(f'  <testcase classname="leakcheck.{r.server}" name={name} time="{r.seconds:.2f}">{body}</testcase>')
+        failures = sum(1 for r in self.reports if r.verdict != "clean")
+        return (f'<?xml version="1.0" encoding="utf-8"?>\n<testsuite name="leakcheck" tests="{len(self.reports)}" '
+                f'failures="{failures}" time="{self.seconds:.2f}">\n' + "\n".join(cases) + "\n</testsuite>\n")
+
+
+def _settings(options: dict[str, Any]) -> str:
+    ping = options.get("ping_interval"), options.get("ping_timeout")
+    pings = "pings off" if ping[0] is None else f"pings every {ping[0]:g} s, {ping[1]:g} s to answer"
+    return (f"settings: {options.get('clients')} clients per way, {pings} (the checker's default is 0.5 s / 0.5 s, "
+            f"so silent clients are found fast; uvicorn's own default is 20 s / 20 s), wait up to "
+            f"{options.get('max_wait'):g} s after the clients leave, lifespan {'on' if options.get('lifespan') else 'off'}")

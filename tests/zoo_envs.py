@@ -1,0 +1,46 @@
+"""Python environments other than the lab's, for ``--python`` tests: the time machine's historical
+stacks, and a current stack on other versions than the lab's pins (built once into the lab's cache)."""
+
+from __future__ import annotations
+
+import subprocess
+import venv
+from pathlib import Path
+
+from helpers import timemachine
+
+CURRENT_OTHER = ("fastapi==0.115.12", "uvicorn==0.34.3", "websockets==15.0.1")
+"""A current stack on versions the lab does not pin: the checker's agent must work there too."""
+
+
+SERVERS = ("fastapi==0.165.0", "starlette==1.10.0", "uvicorn==0.54.0", "websockets==17.4", "wsproto==1.3.2",
+           "hypercorn==0.18.0", "granian==2.8.9", "daphne==4.2.3")
+"""The lab's pins with every server of issue 9, until the lab's own environment holds them."""
+
+
+def _environment(name: str, pins: tuple[str, ...]) -> Path:
+    home = timemachine.cache_dir() / "stacks" / name
+    python, stamp = home / "bin" / "python", home / ".installed"
+    if stamp.exists() and stamp.read_text() == " ".join(pins) and python.exists():
+        return python
+    venv.EnvBuilder(with_pip=True, clear=True).create(home)
+    done = subprocess.run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *pins],
+                          capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        raise timemachine.TimeMachineUnavailable(f"Could not install {' '.join(pins)}: {done.stderr.strip()[-200:]}")
+    stamp.write_text(" ".join(pins))
+    return python
+
+
+def current_other() -> Path:
+    """The Python of a throwaway venv holding CURRENT_OTHER (installed from the package index on first use)."""
+    return _environment("leakcheck-current-other", CURRENT_OTHER)
+
+
+def every_server() -> Path:
+    """The Python of a venv holding the lab's pins and every server (installed on first use)."""
+    return _environment("leakcheck-every-server", SERVERS)
+
+
+def historical(stack: str) -> Path:
+    return timemachine.environment(stack)
