@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from types import CodeType
 from typing import Any
 
 from helpers.errors import LabError
@@ -34,6 +35,14 @@ def load_app(app: ASGIApp | str) -> ASGIApp:
 def websocket_paths(app: ASGIApp) -> list[str]:
     """The path templates of the app's WebSocket routes (Mounts and included routers included)."""
     return agent.websocket_paths(app)
+
+
+def endpoint_codes(app: ASGIApp, path: str) -> tuple[CodeType, ...]:
+    """The code objects of the handler serving ``path`` (what the probe and the leak checker watch)."""
+    try:
+        return agent.resolve(app, path).codes
+    except agent.UsageError as error:
+        raise LabError(str(error)) from None
 
 
 def check_websocket_path(app: ASGIApp, path: str) -> None:

@@ -26,7 +26,7 @@ from helpers.errors import LabError
 from helpers.exercises.feedback import Feedback, compose, leak_problems, registry_growth, unchanged
 from helpers.exercises.jobs import EXERCISES, Problem, run_job
 from helpers.leakcheck import Report, check
-from helpers.routes import ASGIApp, websocket_route
+from helpers.routes import ASGIApp, endpoint_codes
 
 __all__ = ["EXERCISES", "Feedback", "Problem", "RESULTS", "check_exercise"]
 
@@ -50,9 +50,8 @@ def _leak_reports(app: ASGIApp, path: str, runs: tuple[tuple[str, ...], ...]) ->
 
 def _source_of(app: ASGIApp, path: str) -> list[str]:
     """The source of the cell (or module) that defined the endpoint, as the check ran it."""
-    endpoint = getattr(websocket_route(app, path).endpoint, "__wrapped__", websocket_route(app, path).endpoint)
-    code = getattr(endpoint, "__code__", None)
-    return linecache.getlines(code.co_filename) if code is not None else []
+    codes = endpoint_codes(app, path)
+    return linecache.getlines(codes[0].co_filename) if codes else []
 
 
 def check_exercise(
