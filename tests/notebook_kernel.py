@@ -13,6 +13,9 @@ from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import KernelManager
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+TRANSPORT_ENCRYPTION = "auto"
+"""Kernels get CurveZMQ keys from their manager (ipykernel declares support): their messages are encrypted,
+and ipykernel has no "Kernel is running over TCP without encryption" warning to print."""
 
 SNAPSHOT = """
 import asyncio, json, threading, psutil
@@ -34,6 +37,20 @@ def notebook_paths() -> list[Path]:
 
 def code_cells(path: Path) -> list[str]:
     return [cell.source for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code"]
+
+
+def first_error(notebook: nbformat.NotebookNode) -> str | None:
+    """The first cell that shows an error, named as a reader finds it: code cell number, first line, the error."""
+    number = 0
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        number += 1
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                first_line = (cell.source.strip().splitlines() or [""])[0]
+                return f"code cell {number} ({first_line!r}) raised {output['ename']}: {output['evalue']}"
+    return None
 
 
 class Kernel:
@@ -66,7 +83,7 @@ class Kernel:
 
 @contextmanager
 def kernel(cwd: Path = NOTEBOOKS) -> Iterator[Kernel]:
-    manager = KernelManager(kernel_name="python3")
+    manager = KernelManager(kernel_name="python3", transport_encryption=TRANSPORT_ENCRYPTION)
     manager.start_kernel(cwd=str(cwd))
     client = manager.blocking_client()
     client.start_channels()

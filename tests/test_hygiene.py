@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import nbformat
 import pytest
 
 CONFTEST = "from tests.conftest import *  # noqa: F403 - the suite's own fixtures, the task watch included\n"
@@ -64,3 +65,19 @@ def test_a_task_still_pending_after_the_test_fails_it_and_is_cancelled(pytester:
     result.assert_outcomes(passed=1, errors=1)
     assert "task still pending: sleep() (sleeper)" in result.stdout.str()
     assert "Task was destroyed but it is pending" not in result.stdout.str() + result.stderr.str()
+
+
+def test_a_failing_notebook_cell_is_named_by_number_first_line_and_message():
+    from tests.test_notebooks import run_headless
+
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# A lesson"),
+        nbformat.v4.new_code_cell("left_behind = 3"),
+        nbformat.v4.new_code_cell("# count what outlived the clients\nassert left_behind == 0, f'{left_behind} left behind'"),
+        nbformat.v4.new_code_cell("never_reached = True"),
+    ])
+    with pytest.raises(pytest.fail.Exception) as failure:
+        run_headless(notebook, timeout=60)
+    assert str(failure.value) == (
+        "The notebook stopped at code cell 2 ('# count what outlived the clients') raised AssertionError: 3 left behind"
+    )

@@ -6,9 +6,11 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+from traitlets.config import Config
 
 from helpers.apps import dashboard, fixed, leaks, seed
-from tests.notebook_kernel import NOTEBOOKS, code_cells, notebook_paths
+from tests.notebook_kernel import NOTEBOOKS, TRANSPORT_ENCRYPTION, code_cells, first_error, notebook_paths
 
 from helpers import browser, timemachine
 from tests.conftest import lab_session
@@ -45,10 +47,20 @@ def executed(path: Path) -> tuple[nbformat.NotebookNode, float, float]:
         run = lab_session().run_notebook(path.name)
         return nbformat.read(run.saved, as_version=4), run.seconds, allowed
     notebook = nbformat.read(path, as_version=4)
-    client = NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}})
     start = time.monotonic()
-    client.execute()
+    run_headless(notebook)
     return notebook, time.monotonic() - start, allowed
+
+
+def run_headless(notebook: nbformat.NotebookNode, timeout: float = 300) -> None:
+    """Execute in place with nbclient; a failing cell is named (number, first line, error), not dumped."""
+    config = Config({"KernelManager": {"transport_encryption": TRANSPORT_ENCRYPTION}})
+    client = NotebookClient(notebook, timeout=timeout, kernel_name="python3", config=config,
+                            resources={"metadata": {"path": str(NOTEBOOKS)}})
+    try:
+        client.execute()
+    except CellExecutionError:
+        pytest.fail(f"The notebook stopped at {first_error(notebook)}", pytrace=False)
 
 
 @pytest.mark.parametrize("path", notebook_paths(), ids=lambda p: p.stem)
