@@ -45,6 +45,8 @@ def executed(path: Path) -> tuple[nbformat.NotebookNode, float, float]:
     allowed = budget(path)
     if browser.unavailable_reason() is None:
         run = lab_session().run_notebook(path.name)
+        if run.failure:
+            pytest.fail(f"In JupyterLab, {path.name} stopped at {run.failure}", pytrace=False)
         return nbformat.read(run.saved, as_version=4), run.seconds, allowed
     notebook = nbformat.read(path, as_version=4)
     start = time.monotonic()
