@@ -18,30 +18,25 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+import nbformat
+
 from helpers.browser import CHROMIUM_ARGS, chromium_path
-from tests.notebook_kernel import NOTEBOOKS, TRANSPORT_ENCRYPTION
+from tests.notebook_kernel import NOTEBOOKS, TRANSPORT_ENCRYPTION, first_error, stray_tracebacks
 
 BASE_URL = "/user/learner/"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"
-# Done when every prompt has its number, or as soon as a cell shows an error: JupyterLab stops Run All there.
+# Done when the kernel is idle with every prompt numbered, or as soon as a cell shows an error (JupyterLab stops
+# Run All there; should a later cell still run, it is not waited for: the kernel is shut down after the run).
+# JupyterLab renders an error as stderr text whose exception name is red; a log's traceback has no colour.
 ALL_PROMPTS_DONE_OR_AN_ERROR = """() => {
   const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
   const prompts = [...panel.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')].map(p => p.textContent.trim());
   const idle = panel.querySelector('.jp-Notebook-ExecutionIndicator[data-status="idle"]') !== null;
-  const failed = panel.querySelector('.jp-CodeCell .jp-OutputArea-output[data-mime-type="application/vnd.jupyter.error"], .jp-CodeCell .jp-RenderedText[data-mime-type="application/vnd.jupyter.error"]') !== null;
-  return idle && prompts.length > 0 && (failed || prompts.every(p => /^\\[\\d+\\]:$/.test(p)));
+  const failed = panel.querySelector('.jp-CodeCell .jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"] .ansi-red-fg') !== null;
+  return failed || (idle && prompts.length > 0 && prompts.every(p => /^\\[\\d+\\]:$/.test(p)));
 }"""
-# Every error and every traceback JupyterLab shows under a code cell, whichever cell's execution it came from.
-SHOWN_ERRORS = """() => [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell')].flatMap((cell, i) => {
-  const firstLine = (cell.querySelector('.jp-InputArea-editor .cm-line') || {textContent: ''}).textContent;
-  return [...cell.querySelectorAll('.jp-OutputArea-output')]
-    .filter(out => out.querySelector('[data-mime-type="application/vnd.jupyter.error"]') || out.matches('[data-mime-type="application/vnd.jupyter.error"]')
-                   || /Traceback \\(most recent call last\\)|Exception in ASGI application/.test(out.textContent))
-    .map(out => ({cell: i + 1, firstLine, error: out.matches('[data-mime-type="application/vnd.jupyter.error"]') || out.querySelector('[data-mime-type="application/vnd.jupyter.error"]') !== null,
-                  last: out.textContent.trim().split('\\n').filter(l => l.trim()).pop() || ''}));
-})"""
 ERROR_CELLS = """() => [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell')].filter(
   cell => cell.querySelector('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"] .ansi-red-fg, .jp-RenderedText[data-mime-type="application/vnd.jupyter.error"]')
 ).length"""
@@ -144,9 +139,6 @@ class JupyterLabSession:
             started = time.monotonic()
             page.wait_for_function(ALL_PROMPTS_DONE_OR_AN_ERROR, timeout=timeout * 1000, polling=250)
             seconds = time.monotonic() - started
-            shown = page.evaluate(SHOWN_ERRORS)
-            failure = next((f"code cell {e['cell']} ({e['firstLine']!r}) raised {e['last']}" for e in shown if e["error"]), None)
-            stray = tuple(f"under code cell {e['cell']} ({e['firstLine']!r}): {e['last']}" for e in shown if not e["error"])
             images = page.eval_on_selector_all(f"{PANEL} .jp-OutputArea-output img", "els => els.length")
             error_cells = page.evaluate(ERROR_CELLS)
             page.keyboard.press("Control+s")
@@ -161,7 +153,10 @@ class JupyterLabSession:
                 page.wait_for_timeout(1000)  # cells outside the viewport are painted on demand
             screenshot = ARTIFACTS / f"jupyterlab-{Path(name).stem}.png"
             page.screenshot(path=str(screenshot))
-            self.last_runs[name] = BrowserRun(seconds, images, error_cells, self.root / name, screenshot, failure, stray)
+            saved = nbformat.read(self.root / name, as_version=4)  # every output JupyterLab showed, under the cell it showed it
+            self.last_runs[name] = BrowserRun(
+                seconds, images, error_cells, self.root / name, screenshot, first_error(saved), stray_tracebacks(saved)
+            )
             return self.last_runs[name]
         finally:
             page.close()

@@ -39,16 +39,28 @@ def code_cells(path: Path) -> list[str]:
     return [cell.source for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code"]
 
 
+def _numbered_code_cells(notebook: nbformat.NotebookNode) -> Iterator[tuple[int, str, list[dict[str, Any]]]]:
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    for number, cell in enumerate(code, start=1):
+        yield number, (cell.source.strip().splitlines() or [""])[0], cell.get("outputs", [])
+
+
+def stray_tracebacks(notebook: nbformat.NotebookNode) -> tuple[str, ...]:
+    """Tracebacks printed under a cell without being its error (a server's log, a thread's report)."""
+    return tuple(
+        f"under code cell {number} ({first_line!r}): {[line for line in output['text'].splitlines() if line.strip()][-1]}"
+        for number, first_line, outputs in _numbered_code_cells(notebook)
+        for output in outputs
+        if output.get("output_type") == "stream" and output.get("name") == "stderr"
+        and ("Traceback (most recent call last)" in output["text"] or "Exception in ASGI application" in output["text"])
+    )
+
+
 def first_error(notebook: nbformat.NotebookNode) -> str | None:
     """The first cell that shows an error, named as a reader finds it: code cell number, first line, the error."""
-    number = 0
-    for cell in notebook.cells:
-        if cell.cell_type != "code":
-            continue
-        number += 1
-        for output in cell.get("outputs", []):
+    for number, first_line, outputs in _numbered_code_cells(notebook):
+        for output in outputs:
             if output.get("output_type") == "error":
-                first_line = (cell.source.strip().splitlines() or [""])[0]
                 return f"code cell {number} ({first_line!r}) raised {output['ename']}: {output['evalue']}"
     return None
 
