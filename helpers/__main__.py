@@ -127,8 +127,10 @@ def _is_root() -> bool:
 
 def lab(args: list[str]) -> int:
     python = _ensure_environment()
+    # transport_encryption=auto: kernels whose kernelspec supports it (ipykernel's does) get CurveZMQ keys, so their
+    # messages are encrypted and ipykernel prints no "running over TCP without encryption" warning.
     command = [str(python), "-m", "jupyter", "lab", "--ServerApp.ip=127.0.0.1", f"--ServerApp.root_dir={ROOT}",
-               "notebooks/00_start_here.ipynb", *args]
+               "--KernelManager.transport_encryption=auto", "notebooks/00_start_here.ipynb", *args]
     if _is_root() and "--allow-root" not in args:
         print("Running as root (as in a container): passing --allow-root to JupyterLab.", flush=True)
         command.append("--allow-root")
