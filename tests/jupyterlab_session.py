@@ -37,6 +37,13 @@ ALL_PROMPTS_DONE_OR_AN_ERROR = """() => {
   const failed = panel.querySelector('.jp-CodeCell .jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"] .ansi-red-fg') !== null;
   return failed || (idle && prompts.length > 0 && prompts.every(p => /^\\[\\d+\\]:$/.test(p)));
 }"""
+# Tracebacks shown under a cell that are not its error (no red exception name): a log or a thread's report.
+SHOWN_STRAY = """() => [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell')].flatMap((cell, i) => {
+  const line = cell.querySelector('.jp-InputArea-editor .cm-line');
+  return [...cell.querySelectorAll('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')]
+    .filter(out => !out.querySelector('.ansi-red-fg') && /Traceback \\(most recent call last\\)|Exception in ASGI application/.test(out.textContent))
+    .map(out => ({cell: i + 1, firstLine: line ? line.textContent.trim() : '', last: out.textContent.trim().split('\\n').filter(l => l.trim()).pop()}));
+})"""
 ERROR_CELLS = """() => [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell')].filter(
   cell => cell.querySelector('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"] .ansi-red-fg, .jp-RenderedText[data-mime-type="application/vnd.jupyter.error"]')
 ).length"""
@@ -139,6 +146,7 @@ class JupyterLabSession:
             started = time.monotonic()
             page.wait_for_function(ALL_PROMPTS_DONE_OR_AN_ERROR, timeout=timeout * 1000, polling=250)
             seconds = time.monotonic() - started
+            shown_stray = [f"under code cell {e['cell']} ({e['firstLine']!r}): {e['last']}" for e in page.evaluate(SHOWN_STRAY)]
             images = page.eval_on_selector_all(f"{PANEL} .jp-OutputArea-output img", "els => els.length")
             error_cells = page.evaluate(ERROR_CELLS)
             page.keyboard.press("Control+s")
@@ -155,7 +163,8 @@ class JupyterLabSession:
             page.screenshot(path=str(screenshot))
             saved = nbformat.read(self.root / name, as_version=4)  # every output JupyterLab showed, under the cell it showed it
             self.last_runs[name] = BrowserRun(
-                seconds, images, error_cells, self.root / name, screenshot, first_error(saved), stray_tracebacks(saved)
+                seconds, images, error_cells, self.root / name, screenshot, first_error(saved),
+                tuple(dict.fromkeys([*shown_stray, *stray_tracebacks(saved)])),
             )
             return self.last_runs[name]
         finally:
