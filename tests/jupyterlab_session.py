@@ -135,7 +135,7 @@ class JupyterLabSession:
         raise RuntimeError(f"JupyterLab's kernel for {name} did not become ready within {timeout} s")
 
     def run_notebook(self, name: str, timeout: float = 300) -> BrowserRun:
-        """Open the notebook in JupyterLab, Run All Cells, wait for the kernel to be idle, save."""
+        """Open the notebook in JupyterLab, Run All Cells, wait until every cell ran or one shows an error, save."""
         page = self.browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
             page.goto(self.authenticated(f"lab/tree/{name}?reset"), timeout=60_000)
