@@ -33,8 +33,9 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
+from traitlets.config import Config
 
-from helpers.notebook_runner import NOTEBOOKS, code_cells, notebook_paths
+from helpers.notebook_runner import NOTEBOOKS, TRANSPORT_ENCRYPTION, code_cells, notebook_paths
 
 ROOT = Path(__file__).resolve().parent.parent
 CHURN_APP, CHURN_PATH = "helpers.apps.fixed:app", "/ws/chat"
@@ -43,7 +44,8 @@ CHURN_SESSIONS, CHURN_CONCURRENCY = 2000, 100
 
 def notebook_seconds(path: Path) -> float:
     notebook = nbformat.read(path, as_version=4)
-    client = NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}})
+    client = NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}},
+                            config=Config({"KernelManager": {"transport_encryption": TRANSPORT_ENCRYPTION}}))
     start = time.monotonic()
     client.execute()
     return time.monotonic() - start
@@ -54,7 +56,7 @@ def kernel_start_to_first_frame(path: Path) -> float:
     from jupyter_client.manager import KernelManager
 
     start = time.monotonic()
-    manager = KernelManager(kernel_name="python3")
+    manager = KernelManager(kernel_name="python3", transport_encryption=TRANSPORT_ENCRYPTION)
     manager.start_kernel(cwd=str(NOTEBOOKS))
     client = manager.blocking_client()
     client.start_channels()

@@ -1,8 +1,9 @@
 """Set up and run the lab with nothing but Python 3.11+ and pip.
 
-    python3 -m helpers lab     # create .venv with the pinned versions, open JupyterLab
-    python3 -m helpers test    # same environment, run the whole test suite
-    python3 -m helpers binder  # print the Binder link for this clone's origin remote
+    python3 -m helpers lab [ARGS]  # create .venv with the pinned versions, open JupyterLab (ARGS go to JupyterLab)
+    python3 -m helpers test [ARGS] # same environment, run the whole test suite (ARGS go to pytest)
+    python3 -m helpers clean       # remove .venv and the lab's caches, and say how much that freed
+    python3 -m helpers binder      # print the Binder link for this clone's origin remote
 
 Standard library only: this runs before any dependency is installed. The virtual
 environment is reused; it is reinstalled when pyproject.toml changes.
@@ -13,33 +14,101 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import subprocess
 import sys
-import venv
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BINDER_PATH = "urlpath=lab/tree/notebooks/00_start_here.ipynb"
 VENV = Path(os.environ.get("LAB_VENV", ROOT / ".venv"))
+DEFAULT_INDEX = "https://pypi.org/simple"
+# pip's words when it could not reach the index (connection refused, DNS, proxy, timeout, TLS).
+UNREACHABLE = re.compile(
+    r"NewConnectionError|Failed to establish a new connection|Name or service not known|"
+    r"Temporary failure in name resolution|ConnectTimeoutError|ReadTimeoutError|ProxyError|SSLError"
+)
+
+
+class SetupError(Exception):
+    """Set-up cannot go on; the message is one sentence naming the fix."""
 
 
 def _python() -> Path:
     return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
 
+def _venv_package() -> str:
+    return f"python{sys.version_info.major}.{sys.version_info.minor}-venv"
+
+
+def _no_venv_message(what: str) -> str:
+    return (
+        f"This Python cannot create a virtual environment with pip ({what}); on Debian or Ubuntu, "
+        f"install it with `sudo apt-get install {_venv_package()}` (or python3-venv), then run this command again."
+    )
+
+
+def _create_venv() -> None:
+    """``python3 -m venv --upgrade-deps``-like creation, with one sentence when Debian's venv/ensurepip is missing."""
+    try:
+        import venv
+    except ImportError:
+        raise SetupError(_no_venv_message("the venv module is missing")) from None
+    try:
+        import ensurepip  # noqa: F401 - venv runs it in the new environment; Debian ships it in python3-venv
+    except ImportError:
+        raise SetupError(_no_venv_message("the ensurepip module is missing")) from None
+    print(f"Creating a virtual environment in {VENV} ...", flush=True)
+    try:
+        venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
+    except (subprocess.CalledProcessError, SystemExit, OSError) as error:  # SystemExit: Debian's patched venv
+        shutil.rmtree(VENV, ignore_errors=True)  # a half-made environment would be taken for a ready one next time
+        if not isinstance(error, OSError):
+            raise SetupError(_no_venv_message("ensurepip failed in the new environment")) from None
+        raise SetupError(f"Could not create the virtual environment in {VENV}: {error.strerror or error}.") from None
+
+
+def _pip_install(*args: str) -> None:
+    """pip install, quiet when it works; one sentence when the package index is out of reach."""
+    done = subprocess.run(
+        [str(_python()), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *args],
+        capture_output=True, text=True,
+    )
+    if done.returncode == 0:
+        return
+    output = done.stdout + done.stderr
+    index = os.environ.get("PIP_INDEX_URL") or DEFAULT_INDEX
+    if UNREACHABLE.search(output) or ("from versions: none" in output and not _reachable(index)):
+        raise SetupError(
+            f"Could not reach the package index ({index}) to install the lab's pinned packages; "
+            "check the network connection or proxy (pip honours HTTPS_PROXY and PIP_INDEX_URL), then run this command again."
+        )
+    sys.stderr.write(output)
+    raise SetupError(f"pip could not install the lab's packages into {VENV} (its output is above).")
+
+
+def _reachable(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=10):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
 def _ensure_environment() -> Path:
     if sys.version_info < (3, 11):
-        sys.exit(f"The lab needs Python 3.11 or newer; this is {sys.version.split()[0]}.")
+        raise SetupError(f"The lab needs Python 3.11 or newer; this is {sys.version.split()[0]}.")
     stamp = VENV / ".lab-installed"
     wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
     if stamp.exists() and stamp.read_text() == wanted and _python().exists():
         return _python()
     if not _python().exists():
-        print(f"Creating a virtual environment in {VENV} ...", flush=True)
-        venv.EnvBuilder(with_pip=True).create(VENV)
+        _create_venv()
     print("Installing the lab's pinned packages (a minute or two the first time) ...", flush=True)
-    subprocess.run([_python(), "-m", "pip", "install", "--quiet", "--upgrade", "pip"], check=True)
-    subprocess.run([_python(), "-m", "pip", "install", "--quiet", "-e", f"{ROOT}[test]"], check=True)
+    _pip_install("-e", f"{ROOT}[test]")
     stamp.write_text(wanted)
     return _python()
 
@@ -52,20 +121,79 @@ def binder_link() -> str:
     return f"https://mybinder.org/v2/gh/{match.group(1)}/{match.group(2)}/HEAD?{BINDER_PATH}"
 
 
+def _is_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def lab(args: list[str]) -> int:
+    python = _ensure_environment()
+    # transport_encryption=auto: kernels whose kernelspec supports it (ipykernel's does) get CurveZMQ keys, so their
+    # messages are encrypted and ipykernel prints no "running over TCP without encryption" warning.
+    command = [str(python), "-m", "jupyter", "lab", "--ServerApp.ip=127.0.0.1", f"--ServerApp.root_dir={ROOT}",
+               "--KernelManager.transport_encryption=auto", "notebooks/00_start_here.ipynb", *args]
+    if _is_root() and "--allow-root" not in args:
+        print("Running as root (as in a container): passing --allow-root to JupyterLab.", flush=True)
+        command.append("--allow-root")
+    return subprocess.run(command, cwd=ROOT).returncode
+
+
+def test(args: list[str]) -> int:
+    python = _ensure_environment()
+    return subprocess.run([str(python), "-m", "pytest", *args], cwd=ROOT).returncode
+
+
+def binder(args: list[str]) -> int:
+    print(binder_link())
+    return 0
+
+
+def _size(path: Path) -> int:
+    if path.is_symlink() or path.is_file():
+        return path.lstat().st_size
+    return sum(p.lstat().st_size for p in path.rglob("*") if not p.is_dir() or p.is_symlink())
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"
+
+
+def clean(args: list[str]) -> int:
+    """Remove what the lab made for itself; name what it leaves to other tools."""
+    from helpers.timemachine import cache_dir  # standard library only, like this module (a test checks)
+
+    owned = [VENV, cache_dir(), ROOT / "test-artifacts", ROOT / ".pytest_cache", ROOT / "build",
+             *ROOT.glob("*.egg-info")]
+    freed = 0
+    for path in owned:
+        if not path.exists():
+            continue
+        size = _size(path)
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+        freed += size
+        print(f"removed {path} ({_megabytes(size)})")
+    print(f"freed {_megabytes(freed)} in all" if freed else "nothing to remove: no environment and no cache")
+    shared = [Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / name for name in ("pip", "matplotlib")]
+    kept = [f"{p} ({_megabytes(_size(p))})" for p in shared if p.exists()]
+    if kept:
+        print("kept, shared with other Python tools (remove by hand if you like): " + ", ".join(kept))
+    return 0
+
+
+SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {"lab": lab, "test": test, "clean": clean, "binder": binder}
+
+
 def main(argv: list[str]) -> int:
-    if argv[:1] == ["binder"]:
-        print(binder_link())
-        return 0
-    if not argv or argv[0] not in ("lab", "test"):
+    if not argv or argv[0] not in SUBCOMMANDS:
         print(__doc__)
         return 2
-    python = _ensure_environment()
-    if argv[0] == "lab":
-        command = [python, "-m", "jupyter", "lab", "--ServerApp.ip=127.0.0.1", f"--ServerApp.root_dir={ROOT}",
-                   "notebooks/00_start_here.ipynb", *argv[1:]]
-    else:
-        command = [python, "-m", "pytest", *argv[1:]]
-    return subprocess.run(command, cwd=ROOT).returncode
+    try:
+        return SUBCOMMANDS[argv[0]](argv[1:])
+    except SetupError as error:
+        print(f"lab set-up: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

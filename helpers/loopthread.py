@@ -10,16 +10,21 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+NEW_LOOP_HOOKS: list[Callable[[asyncio.AbstractEventLoop], None]] = []
+"""Called with every new loop before it runs (the test suite watches the lab's tasks through it)."""
 
 
 class LoopThread:
     def __init__(self, name: str) -> None:
         self.name = name
         self.loop = asyncio.new_event_loop()
+        for hook in NEW_LOOP_HOOKS:
+            hook(self.loop)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 

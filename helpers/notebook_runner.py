@@ -16,8 +16,12 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+from traitlets.config import Config
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+TRANSPORT_ENCRYPTION = "auto"
+"""Kernels get CurveZMQ keys from their manager (ipykernel declares support): their messages are encrypted,
+and ipykernel has no "Kernel is running over TCP without encryption" warning to print."""
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 TIMING_LINE = re.compile(r"(?P<value>-?\d+(?:\.\d+)?) s \((?P<kind>limit|at least) (?P<limit>\d+(?:\.\d+)?) s\)")
@@ -121,7 +125,8 @@ def execute(path: Path, *, timeout: float = 300, on_kernel_started: Callable[[in
     """
     notebook = nbformat.read(path, as_version=4)
     client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}})
+                            resources={"metadata": {"path": str(path.parent)}},
+                            config=Config({"KernelManager": {"transport_encryption": TRANSPORT_ENCRYPTION}}))
     if on_kernel_started is not None:
         def started(**_: object) -> None:
             on_kernel_started(client.km.provisioner.process.pid)  # type: ignore[union-attr]

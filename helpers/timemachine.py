@@ -1,7 +1,7 @@
 """Run the seed's endpoint on historical stacks, each in a throwaway virtual environment.
 
 Each stack is installed once from the package index into a cache folder
-(``$LAB_CACHE`` or ``~/.cache/ws-leak-lab``) and reused afterwards. The experiment itself
+(``$LAB_CACHE``, else ``$XDG_CACHE_HOME/ws-leak-lab``, else ``~/.cache/ws-leak-lab``) and reused afterwards. The experiment itself
 (``stack_probe.py``) runs as a subprocess of that environment's Python, so nothing from an old
 stack is ever imported into your kernel.
 
@@ -70,7 +70,10 @@ class StackReport:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("LAB_CACHE", Path.home() / ".cache" / "ws-leak-lab"))
+    """``$LAB_CACHE``, else ``$XDG_CACHE_HOME/ws-leak-lab``, else ``~/.cache/ws-leak-lab``."""
+    if os.environ.get("LAB_CACHE"):
+        return Path(os.environ["LAB_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ws-leak-lab"
 
 
 def _home(stack: str) -> Path:

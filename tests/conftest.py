@@ -1,22 +1,108 @@
 from __future__ import annotations
 
+import asyncio
 import functools
+import gc
 import os
+import threading
+import weakref
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
-from helpers import browser, clients
+from helpers import browser, clients, loopthread
 from helpers.server import stop_current
 from helpers.waiting import wait_until
 
 
+class TaskWatch:
+    """Every task started on a loop the lab creates (``LoopThread``), and what those loops reported.
+
+    A test's leftovers are what remains once the lab has released its servers and clients: a task
+    still pending, or a task that ended with an exception nobody retrieved (asyncio would print it as
+    "Task exception was never retrieved" whenever the task is garbage-collected, often after the
+    test run's summary).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+        self._reports: list[dict[str, Any]] = []
+
+    def install(self, loop: asyncio.AbstractEventLoop) -> None:
+        loop.set_task_factory(self._task_factory)
+        loop.set_exception_handler(self._exception_handler)
+
+    def _task_factory(self, loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        task = asyncio.Task(coro, loop=loop, **kwargs)
+        with self._lock:
+            self._tasks.add(task)
+        return task
+
+    def _exception_handler(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        with self._lock:
+            self._reports.append(context)
+        loop.default_exception_handler(context)  # the test's captured log still shows it, as without the watch
+
+    def start(self) -> None:
+        """Forget earlier tests' tasks and reports."""
+        with self._lock:
+            self._tasks = weakref.WeakSet()
+            self._reports.clear()
+
+    def leftovers(self) -> list[str]:
+        """Name, and settle, what outlived the test: pending tasks are cancelled, exceptions retrieved."""
+        with self._lock:
+            self._reports.clear()  # reports during the test are the test's business (the leak checker counts them)
+        gc.collect()  # unreachable tasks report their unretrieved exceptions now, to the handler above
+        with self._lock:
+            tasks, reports = list(self._tasks), list(self._reports)
+        found = [f"the loop reported: {_describe_report(report)}" for report in reports]
+        for task in tasks:
+            if not task.done():
+                found.append(f"task still pending: {_describe_task(task)}")
+                loop = task.get_loop()
+                if not loop.is_closed():
+                    loop.call_soon_threadsafe(task.cancel)
+            elif not task.cancelled() and getattr(task, "_log_traceback", False):
+                error = task.exception()  # retrieved: asyncio will not print it later
+                found.append(f"task exception never retrieved: {_describe_task(task)} raised {error!r}")
+        return found
+
+
+def _describe_task(task: asyncio.Task[Any]) -> str:
+    coro = task.get_coro()
+    return f"{getattr(coro, '__qualname__', repr(coro))}() ({task.get_name()})"
+
+
+def _describe_report(context: dict[str, Any]) -> str:
+    task = context.get("task") or context.get("future")
+    where = f" in {_describe_task(task)}" if isinstance(task, asyncio.Task) else ""
+    error = context.get("exception")
+    return f"{context.get('message', '?')}{where}" + (f": {error!r}" if error is not None else "")
+
+
+TASK_WATCH = TaskWatch()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def watch_lab_loops() -> Iterator[TaskWatch]:
+    loopthread.NEW_LOOP_HOOKS.append(TASK_WATCH.install)
+    yield TASK_WATCH
+    loopthread.NEW_LOOP_HOOKS.remove(TASK_WATCH.install)
+
+
 @pytest.fixture(autouse=True)
-def release_lab_resources() -> Iterator[None]:
-    """Every test starts and ends with no lab server and no lab client."""
+def release_lab_resources(watch_lab_loops: TaskWatch) -> Iterator[None]:
+    """Every test starts and ends with no lab server and no lab client, and leaves no task behind."""
+    watch_lab_loops.start()
     yield
     clients.close_all()
     stop_current()
+    leftovers = watch_lab_loops.leftovers()
+    if leftovers:
+        pytest.fail("The test left asyncio tasks behind on the lab's loops:\n  " + "\n  ".join(leftovers), pytrace=False)
 
 
 def eventually(condition: Callable[[], bool], timeout: float = 3.0) -> bool:

@@ -8,10 +8,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import nbformat
 from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import KernelManager
 
-from helpers.notebook_runner import NOTEBOOKS, code_cells, notebook_paths  # noqa: F401  (shared with the benchmarks)
+from helpers.notebook_runner import NOTEBOOKS, TRANSPORT_ENCRYPTION, code_cells, notebook_paths  # noqa: F401  (shared with the benchmarks)
 
 SNAPSHOT = """
 import asyncio, json, threading, psutil
@@ -25,6 +26,32 @@ print(json.dumps({
     "listening": sorted([c.laddr.ip, c.laddr.port] for c in psutil.Process().net_connections("inet") if c.status == "LISTEN"),
 }))
 """
+
+
+def _numbered_code_cells(notebook: nbformat.NotebookNode) -> Iterator[tuple[int, str, list[dict[str, Any]]]]:
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    for number, cell in enumerate(code, start=1):
+        yield number, (cell.source.strip().splitlines() or [""])[0], cell.get("outputs", [])
+
+
+def stray_tracebacks(notebook: nbformat.NotebookNode) -> tuple[str, ...]:
+    """Tracebacks printed under a cell without being its error (a server's log, a thread's report)."""
+    return tuple(
+        f"under code cell {number} ({first_line!r}): {[line for line in output['text'].splitlines() if line.strip()][-1]}"
+        for number, first_line, outputs in _numbered_code_cells(notebook)
+        for output in outputs
+        if output.get("output_type") == "stream" and output.get("name") == "stderr"
+        and ("Traceback (most recent call last)" in output["text"] or "Exception in ASGI application" in output["text"])
+    )
+
+
+def first_error(notebook: nbformat.NotebookNode) -> str | None:
+    """The first cell that shows an error, named as a reader finds it: code cell number, first line, the error."""
+    for number, first_line, outputs in _numbered_code_cells(notebook):
+        for output in outputs:
+            if output.get("output_type") == "error":
+                return f"code cell {number} ({first_line!r}) raised {output['ename']}: {output['evalue']}"
+    return None
 
 
 class Kernel:
@@ -57,7 +84,7 @@ class Kernel:
 
 @contextmanager
 def kernel(cwd: Path = NOTEBOOKS) -> Iterator[Kernel]:
-    manager = KernelManager(kernel_name="python3")
+    manager = KernelManager(kernel_name="python3", transport_encryption=TRANSPORT_ENCRYPTION)
     manager.start_kernel(cwd=str(cwd))
     client = manager.blocking_client()
     client.start_channels()

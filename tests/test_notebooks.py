@@ -7,28 +7,14 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+from traitlets.config import Config
 
 from helpers.apps import dashboard, fixed, leaks, seed
-from helpers.notebook_runner import NOTEBOOKS, code_cells, notebook_paths
+from tests.notebook_kernel import NOTEBOOKS, TRANSPORT_ENCRYPTION, code_cells, first_error, notebook_paths
 
-from helpers import browser, timemachine
+from helpers import browser
 from tests.conftest import lab_session
-
-FOUNDATION_BUDGET = 30  # seconds, for 00 and 01
-LESSON_BUDGET = 45
-SCALE_BUDGET = 60  # 07_at_scale: 2,000 sessions
-FIRST_BUILD_ALLOWANCE = 120  # the time machine's first install of its historical stacks
-
-
-def budget(path: Path) -> float:
-    if path.stem in ("00_start_here", "01_predict"):
-        return FOUNDATION_BUDGET
-    if path.stem == "07_at_scale":
-        return SCALE_BUDGET
-    if path.stem == "02_reproduce" and not all(map(timemachine.is_cached, timemachine.STACKS)):
-        return LESSON_BUDGET + FIRST_BUILD_ALLOWANCE
-    return LESSON_BUDGET
-
 
 def test_there_are_notebooks_to_test():
     assert [p.name for p in notebook_paths()] == [
@@ -39,30 +25,41 @@ def test_there_are_notebooks_to_test():
 
 
 @functools.cache
-def executed(path: Path) -> tuple[nbformat.NotebookNode, float, float]:
-    """The notebook run top to bottom in a fresh kernel, with its time and its budget, once per test session:
-    in JupyterLab in Chromium where a browser is available (always in CI), else headless with nbclient."""
-    allowed = budget(path)
+def executed(path: Path) -> tuple[nbformat.NotebookNode, float]:
+    """The notebook run top to bottom in a fresh kernel, with its time, once per test session: in JupyterLab
+    in Chromium where a browser is available (always in CI), else headless with nbclient. The time is not
+    asserted (a loaded machine is slow, not wrong): the benchmark prints each notebook's time."""
     if browser.unavailable_reason() is None:
         run = lab_session().run_notebook(path.name)
-        return nbformat.read(run.saved, as_version=4), run.seconds, allowed
+        if run.failure:
+            pytest.fail(f"In JupyterLab, {path.name} stopped at {run.failure}", pytrace=False)
+        return nbformat.read(run.saved, as_version=4), run.seconds
     notebook = nbformat.read(path, as_version=4)
-    client = NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}})
     start = time.monotonic()
-    client.execute()
-    return notebook, time.monotonic() - start, allowed
+    run_headless(notebook)
+    return notebook, time.monotonic() - start
+
+
+def run_headless(notebook: nbformat.NotebookNode, timeout: float = 300) -> None:
+    """Execute in place with nbclient; a failing cell is named (number, first line, error), not dumped."""
+    config = Config({"KernelManager": {"transport_encryption": TRANSPORT_ENCRYPTION}})
+    client = NotebookClient(notebook, timeout=timeout, kernel_name="python3", config=config,
+                            resources={"metadata": {"path": str(NOTEBOOKS)}})
+    try:
+        client.execute()
+    except CellExecutionError:
+        pytest.fail(f"The notebook stopped at {first_error(notebook)}", pytrace=False)
 
 
 @pytest.mark.parametrize("path", notebook_paths(), ids=lambda p: p.stem)
-def test_the_notebook_runs_top_to_bottom_in_a_fresh_kernel_within_budget(path: Path):
-    notebook, took, allowed = executed(path)
+def test_the_notebook_runs_top_to_bottom_in_a_fresh_kernel(path: Path):
+    notebook, _ = executed(path)
     errors = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors
-    assert took < allowed, f"{path.name} took {took:.1f} s (budget {allowed:.0f} s)"
 
 
 def check_outputs(path: Path) -> list[str]:
-    notebook, _, _ = executed(path)
+    notebook, _ = executed(path)
     return [
         output["data"]["text/markdown"]
         for cell in notebook.cells if cell.cell_type == "code" and cell.source.startswith("check_exercise(")
