@@ -64,26 +64,37 @@ TOO_SLOW = 1013
 registry, for a server "casting off some of its clients" under a temporary condition (RFC 6455's own
 1008 "policy violation" is about a message the endpoint received, which is not the case here)."""
 
+_closing: set[asyncio.Task[None]] = set()
+"""Close frames being written to dropped slow sockets (referenced here so that none is garbage-collected)."""
+
+
+async def _close_too_slow(websocket: WebSocket) -> None:
+    try:
+        await asyncio.wait_for(websocket.close(TOO_SLOW, "too slow"), CLOSE_TIMEOUT)
+    except Exception as error:
+        if not (client_gone(error) or isinstance(error, TimeoutError)):
+            raise
+
 
 async def broadcast(registry: set[WebSocket], text: str) -> None:
-    """Send ``text`` to every socket in ``registry`` at once.
+    """Send ``text`` to every socket in ``registry`` at once; return within about ``SEND_TIMEOUT``.
 
     A socket whose client is gone is removed. A socket that does not take the message within
     ``SEND_TIMEOUT`` (its client does not read fast enough, and the buffers in between are full)
     is removed and closed with code ``TOO_SLOW`` and the reason "too slow", so that its client
     hears why once it reads again, instead of staying connected and never hearing anything.
-    The other sockets are never held up by it: every send runs at the same time.
+    That close frame waits behind what the client has not read, so it is written by a task of
+    its own, which gives up after ``CLOSE_TIMEOUT``: the next broadcast never waits for it.
+    The other sockets are never held up: every send runs at the same time.
     """
     async def deliver(websocket: WebSocket) -> None:
         try:
             await asyncio.wait_for(websocket.send_text(text), SEND_TIMEOUT)
         except TimeoutError:
             registry.discard(websocket)
-            try:
-                await asyncio.wait_for(websocket.close(TOO_SLOW, "too slow"), CLOSE_TIMEOUT)
-            except Exception as error:
-                if not (client_gone(error) or isinstance(error, TimeoutError)):
-                    raise
+            closing = asyncio.create_task(_close_too_slow(websocket))
+            _closing.add(closing)
+            closing.add_done_callback(_closing.discard)
         except Exception as error:
             if not client_gone(error):
                 raise
