@@ -3,6 +3,8 @@
     python3 -m helpers lab     # create .venv with the pinned versions, open JupyterLab
     python3 -m helpers test    # same environment, run the whole test suite
     python3 -m helpers binder  # print the Binder link for this clone's origin remote
+    python3 -m helpers book    # same environment, build the website of executed notebooks (_build/site/)
+    python3 -m helpers canary  # run the lab's claims on the newest releases, in a throwaway environment
 
 Standard library only: this runs before any dependency is installed. The virtual
 environment is reused; it is reinstalled when pyproject.toml changes.
@@ -56,13 +58,19 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["binder"]:
         print(binder_link())
         return 0
-    if not argv or argv[0] not in ("lab", "test"):
+    if argv[:1] == ["canary"]:
+        from helpers.canary import main as canary  # standard library only, like this module
+
+        return canary(argv[1:])
+    if not argv or argv[0] not in ("lab", "test", "book"):
         print(__doc__)
         return 2
     python = _ensure_environment()
     if argv[0] == "lab":
         command = [python, "-m", "jupyter", "lab", "--ServerApp.ip=127.0.0.1", f"--ServerApp.root_dir={ROOT}",
                    "notebooks/00_start_here.ipynb", *argv[1:]]
+    elif argv[0] == "book":
+        command = [python, "-m", "helpers.book", *argv[1:]]
     else:
         command = [python, "-m", "pytest", *argv[1:]]
     return subprocess.run(command, cwd=ROOT).returncode
