@@ -54,6 +54,20 @@ def test_a_notebook_whose_assert_fails_changed_and_one_whose_kernel_died_could_n
     assert (crashed.status, crashed.detail) == (NOT_RUN, "ImportError: no nbclient")
 
 
+def test_a_claim_that_fails_on_the_pins_too_could_not_run_rather_than_changed():
+    newest = [Result("a", CHANGED, "assert 3 == 0"), Result("b", CHANGED, "assert 1 == 0"), Result("c", HOLDS)]
+    on_pins = [Result("a", HOLDS), Result("b", CHANGED, "assert 2 == 0")]
+    verdicts = canary.against_the_pins(newest, on_pins)
+    assert verdicts[0] == Result("a", CHANGED, "assert 3 == 0")
+    assert verdicts[1] == Result("b", NOT_RUN, "fails on the pinned versions too: assert 1 == 0")
+    assert verdicts[2] == Result("c", HOLDS)
+
+
+def test_a_change_not_compared_with_the_pins_is_not_reported_as_a_change():
+    verdict = canary.against_the_pins([Result("a", CHANGED, "assert 3 == 0")], [])
+    assert verdict == [Result("a", NOT_RUN, "not run on the pinned versions to compare: assert 3 == 0")]
+
+
 @pytest.mark.parametrize(("statuses", "code"), [
     ([HOLDS, HOLDS], 0),
     ([HOLDS, CHANGED, NOT_RUN], 1),
@@ -86,3 +100,12 @@ def test_a_real_canary_run_reports_the_versions_it_tested_and_a_verdict():
                          cwd=canary.ROOT, timeout=1200)
     assert "| package | pinned | tested |" in run.stdout and f"| uvicorn | {canary.pinned_versions()['uvicorn']} |" in run.stdout, run.stdout + run.stderr
     assert run.returncode in (0, 1), run.stdout[-2000:]
+
+
+def test_the_scheduled_workflow_runs_the_canary_and_fails_with_it():
+    import yaml
+
+    workflow = yaml.safe_load((canary.ROOT / ".github" / "workflows" / "canary.yml").read_text())
+    assert workflow[True]["schedule"]  # YAML 1.1 reads the key `on` as True
+    runs = [step.get("run", "") for step in workflow["jobs"]["canary"]["steps"]]
+    assert any("set -o pipefail" in run and "python3 -m helpers canary" in run for run in runs)

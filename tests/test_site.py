@@ -31,6 +31,8 @@ from tests.test_notebooks import executed
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 WITH_LIVE_PLOTS = {"01_predict", "02_reproduce", "03_real_leaks", "04_the_fix", "06_at_scale", "07_browser"}
 ORDER = book.notebook_order()
+# The first test to use the site builds it, and, when this file runs alone, executes every notebook first.
+pytestmark = pytest.mark.timeout(900)
 
 
 def image_outputs(notebook: nbformat.NotebookNode) -> list[bytes]:
@@ -204,3 +206,13 @@ def test_every_page_states_both_licenses(name: str, visited):
 
 def test_the_search_page_finds_the_lessons(visited):
     assert visited[1] >= 1
+
+
+def test_the_pages_workflow_builds_with_the_readme_command_and_publishes_the_built_site():
+    import yaml
+
+    workflow = yaml.safe_load((book.ROOT / ".github" / "workflows" / "pages.yml").read_text())
+    steps = workflow["jobs"]["build"]["steps"]
+    assert any("python3 -m helpers book" in step.get("run", "") for step in steps)
+    assert any(step.get("with", {}).get("path") == "_build/site" for step in steps)
+    assert "python3 -m helpers book" in (book.ROOT / "README.md").read_text()
