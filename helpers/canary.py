@@ -23,6 +23,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 import tomllib
 import venv
 import xml.etree.ElementTree as ElementTree
@@ -225,7 +226,9 @@ def main(argv: list[str] | None = None) -> int:
     options = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="ws-leak-lab-canary-") as folder:
         print(f"Installing the lab and the newest {', '.join(UPSTREAM)} in a throwaway environment ...", flush=True)
+        started = time.monotonic()
         python, failed, results = install(Path(folder) / "env")
+        print(f"  installed in {time.monotonic() - started:.0f} s", flush=True)
         installed = _installed(python)
         pins = pinned_versions()
         versions = {name: (pins.get(name, "-"), installed.get(name, "not installed")) for name in UPSTREAM}
@@ -236,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
             notebooks = [] if options.tests_only else notebook_names()
             results += run_claims(python, Path(folder), notebooks, test_selection())
             results = against_the_pins(results, _on_the_pins(python, Path(folder), results, versions))
-    print()
+    print(f"\nThe canary took {time.monotonic() - started:.0f} s.\n")
     print(table(results, versions))
     status = exit_status(results)
     print({0: "Nothing changed.", 1: "Something changed: see the rows marked 'changed'.",

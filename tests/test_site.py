@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
+import dataclasses
 import functools
 import http.server
 import subprocess
@@ -99,8 +100,9 @@ class PageSeen:
     """(complete, naturalWidth) of each image in the cells' outputs."""
     launch: str | None
     previous: str | None
+    """Where the "previous" link points."""
     next: str | None
-    """The URL the browser reached by clicking the previous / next link."""
+    """The URL the browser reached by clicking the "next" link."""
     footer: str
 
 
@@ -123,39 +125,45 @@ def served(site: Path) -> Iterator[str]:
 
 
 def _visit(base: str) -> tuple[dict[str, PageSeen], int]:
-    """Open every notebook's page, then the search page; Playwright's sync API runs on a thread of its own."""
+    """From the landing page, follow the "next" links through every notebook's page, then search.
+    Playwright's sync API runs on a thread of its own (see helpers.browser)."""
     from playwright.sync_api import sync_playwright
 
-    def click(page, selector: str) -> str | None:  # type: ignore[no-untyped-def]
-        if page.locator(selector).count() == 0:
-            return None
-        with page.expect_navigation():
-            page.locator(selector).first.click()
-        return page.url
-
-    seen = {}
+    seen: dict[str, PageSeen] = {}
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page()
             page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(base) else route.abort())
-            for name in ORDER:
-                url = f"{base}notebooks/{name}.html"
-                response = page.goto(url)
+            page.goto(f"{base}index.html")
+            reached = []
+            while page.locator("a.right-next").count() and len(reached) <= len(ORDER):
+                with page.expect_navigation() as navigation:
+                    page.locator("a.right-next").first.click()
+                page.wait_for_load_state("load")
+                if reached and reached[-1] in seen:
+                    seen[reached[-1]] = dataclasses.replace(seen[reached[-1]], next=page.url)
+                name = page.url.rsplit("/", 1)[-1].removesuffix(".html")
+                reached.append(name)
+                if "/notebooks/" not in page.url:
+                    continue
+                status = navigation.value.status if navigation.value else 0
                 page.wait_for_function("Array.from(document.images).every(i => i.complete)", timeout=15_000)
-                images = page.eval_on_selector_all("div.cell_output img", "els => els.map(e => [e.complete, e.naturalWidth])")
-                launch = page.get_attribute("a[href*='/v2/gh/']", "href") if page.locator("a[href*='/v2/gh/']").count() else None
-                footer = page.locator("footer").all_inner_texts()
-                title = page.title()
-                previous = click(page, "a.left-prev")
-                page.goto(url)
-                following = click(page, "a.right-next")
-                seen[name] = PageSeen(response.status if response else 0, title, [tuple(i) for i in images], launch,
-                                      previous, following, "\n".join(footer))
+                launch = page.locator("a[href*='/v2/gh/']")
+                previous = page.locator("a.left-prev")
+                seen[name] = PageSeen(
+                    status=status,
+                    title=page.title(),
+                    images=[tuple(i) for i in page.eval_on_selector_all(
+                        "div.cell_output img", "els => els.map(e => [e.complete, e.naturalWidth])")],
+                    launch=launch.first.get_attribute("href") if launch.count() else None,
+                    previous=previous.first.evaluate("a => a.href") if previous.count() else None,
+                    next=None,
+                    footer="\n".join(page.locator("footer").all_inner_texts()),
+                )
             page.goto(f"{base}search.html?q=uvicorn")
             page.wait_for_selector("ul.search li", timeout=15_000)
-            hits = page.locator("ul.search li").count()
-            return seen, hits
+            return seen, page.locator("ul.search li").count()
         finally:
             browser.close()
 
@@ -169,6 +177,7 @@ def visited(served: str) -> tuple[dict[str, PageSeen], int]:
 
 @pytest.mark.parametrize("name", ORDER)
 def test_the_page_loads_and_shows_every_plot_of_the_executed_notebook_decoded(name: str, visited, executed_notebooks: Path):
+    assert name in visited[0], f"following the next links from the landing page never reached {name}"
     page = visited[0][name]
     assert page.status == 200 and page.title
     if name in WITH_LIVE_PLOTS:
