@@ -27,10 +27,10 @@ from helpers import book
 from helpers.browser import CHROMIUM_ARGS, chromium_path
 from tests.conftest import require_browser
 from tests.notebook_kernel import NOTEBOOKS, notebook_paths
+from tests.test_browser import WITH_LIVE_PLOTS
 from tests.test_notebooks import executed
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-WITH_LIVE_PLOTS = {"01_predict", "02_reproduce", "03_real_leaks", "04_the_fix", "06_at_scale", "07_browser"}
 ORDER = book.notebook_order()
 # The first test to use the site builds it, and, when this file runs alone, executes every notebook first.
 pytestmark = pytest.mark.timeout(900)
