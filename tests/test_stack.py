@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import os
 import signal
 import socket
@@ -39,7 +40,10 @@ def no_stack_left() -> Iterator[None]:
 
 
 def run(coro):  # type: ignore[no-untyped-def]
-    return asyncio.run(coro)
+    """Run a client coroutine on a loop of its own, on a thread of its own: the browser tests' Playwright
+    keeps an event loop marked as running on the main thread, where asyncio.run() would refuse."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 # Redis
