@@ -99,7 +99,7 @@ def _reachable(url: str) -> bool:
 
 
 def _ensure_environment() -> Path:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - this file runs under whatever python3 the learner has
         raise SetupError(f"The lab needs Python 3.11 or newer; this is {sys.version.split()[0]}.")
     stamp = VENV / ".lab-installed"
     wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()

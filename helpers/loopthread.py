@@ -99,7 +99,7 @@ class LoopThread:
             if task.cancelled():
                 answer.set_exception(concurrent.futures.CancelledError())
             elif task.exception() is not None:
-                answer.set_exception(task.exception())  # type: ignore[arg-type]
+                answer.set_exception(task.exception())
             else:
                 answer.set_result(task.result())
 

@@ -72,7 +72,7 @@ class JupyterLabSession:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}{BASE_URL}"
-        self.log = open(self.root / "jupyterlab.log", "w")
+        self.log = open(self.root / "jupyterlab.log", "w")  # noqa: SIM115 - open for the session; close() closes it
         self.process = subprocess.Popen(
             [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", "--ServerApp.ip=127.0.0.1",
              f"--ServerApp.port={self.port}", f"--ServerApp.base_url={BASE_URL}", f"--IdentityProvider.token={self.token}",

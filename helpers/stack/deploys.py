@@ -94,7 +94,7 @@ def _close_frame(sock: socket.socket, timeout: float) -> str:
             if not chunk:
                 return "no close frame"
             buffer += chunk
-    except socket.timeout:
+    except TimeoutError:
         return "nothing"
     except ConnectionResetError:
         return "no close frame"
