@@ -41,11 +41,14 @@ ALL_PROMPTS_DONE_OR_AN_ERROR = """() => {
 SHOWN_STRAY = """() => [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell')].flatMap((cell, i) => {
   const line = cell.querySelector('.jp-InputArea-editor .cm-line');
   return [...cell.querySelectorAll('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')]
-    .filter(out => !out.querySelector('.ansi-red-fg') && /Traceback \\(most recent call last\\)|Exception in ASGI application/.test(out.textContent))
-    .map(out => ({cell: i + 1, firstLine: line ? line.textContent.trim() : '', last: out.textContent.trim().split('\\n').filter(l => l.trim()).pop()}));
+    .filter(out => !out.querySelector('.ansi-red-fg')
+                   && /Traceback \\(most recent call last\\)|Exception in ASGI application/.test(out.textContent))
+    .map(out => ({cell: i + 1, firstLine: line ? line.textContent.trim() : '',
+                  last: out.textContent.trim().split('\\n').filter(l => l.trim()).pop()}));
 })"""
 ERROR_CELLS = """() => [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell')].filter(
-  cell => cell.querySelector('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"] .ansi-red-fg, .jp-RenderedText[data-mime-type="application/vnd.jupyter.error"]')
+  cell => cell.querySelector('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"] .ansi-red-fg, '
+                             + '.jp-RenderedText[data-mime-type="application/vnd.jupyter.error"]')
 ).length"""
 
 

