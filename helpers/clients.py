@@ -42,6 +42,9 @@ SLOW_READ_INTERVAL = 0.5
 
 @dataclass(eq=False)
 class Client:
+    """One real ``websockets`` client of the lab: how many messages it received, and how it left (None: it is
+    still connected). ``slow`` clients read one message every ``SLOW_READ_INTERVAL`` seconds."""
+
     number: int
     connection: ClientConnection
     received: int = 0

@@ -122,6 +122,8 @@ def add_dashboard(app: Starlette, path: str = "/dashboard") -> None:
 
 @dataclass(frozen=True)
 class DashboardLink:
+    """The dashboard's address as this learner's browser reaches it; a notebook shows it as a link."""
+
     url: str
     via: str
 

@@ -20,6 +20,8 @@ NEW_LOOP_HOOKS: list[Callable[[asyncio.AbstractEventLoop], None]] = []
 
 
 class LoopThread:
+    """An asyncio event loop on a daemon thread named ``name``, running until it is stopped."""
+
     def __init__(self, name: str) -> None:
         self.name = name
         self.loop = asyncio.new_event_loop()

@@ -56,6 +56,9 @@ class TimeMachineUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class StackReport:
+    """One way of leaving on one historical stack and backend: whether the handler ended, after how long,
+    and what it sent, raised and logged meanwhile."""
+
     stack: str
     versions: dict[str, str]
     backend: str

@@ -61,6 +61,8 @@ class Problem:
 
 
 class Refused(Exception):
+    """The endpoint refused or dropped a normal client at once; the job reports this one problem."""
+
     def __init__(self, problem: Problem) -> None:
         super().__init__(problem.text)
         self.problem = problem
@@ -168,6 +170,8 @@ def _shown(value: Any) -> str:
 
 @dataclass
 class Job:
+    """One exercise's run: the server serving the learner's app, the path, and the publish function if any."""
+
     server: UvicornServer
     path: str
     publish: Callable[[Any], Coroutine[Any, Any, Any]] | None

@@ -53,6 +53,9 @@ class CheckerFailed(Exception):
 
 @dataclass(frozen=True)
 class Options:
+    """How the checker runs: how many clients leave in which ways, on which server and pings, and how long it
+    waits for what they left behind to end. The defaults are the command line's."""
+
     clients: int = 5
     ways: tuple[str, ...] = WAYS
     ws: str = "auto"

@@ -34,6 +34,8 @@ class Script:
 
 @dataclass
 class Session:
+    """One scripted client of the checker: its connection (None: refused, and why), and what it received."""
+
     connection: ClientConnection | None
     refused: str | None = None
     """Why the handshake failed (e.g. ``HTTP 403``), or None."""

@@ -50,6 +50,8 @@ Seconds = float | None | ServerDefault
 
 @dataclass(frozen=True)
 class StopReport:
+    """What stopping a server took: its seconds, and what was still running and had to be cancelled."""
+
     seconds: float
     cancelled_handlers: int
     """Connection handlers still running after the graceful wait, and cancelled."""

@@ -29,6 +29,8 @@ Departure = Literal["fin", "connected"]
 
 @dataclass(frozen=True)
 class Shutdown:
+    """One worker stopped by SIGINT while clients were connected: how long it took, and what the clients saw."""
+
     server: str
     endpoint: str
     departure: Departure

@@ -28,6 +28,8 @@ STEPS = ("connected", "left", "after publish 1", "after publish 2")
 
 @dataclass(frozen=True)
 class Left:
+    """What one version of the endpoint still holds: Redis connections / subscriptions / live handlers."""
+
     connections: int
     subscriptions: int
     handlers: int
@@ -38,6 +40,8 @@ class Left:
 
 @dataclass(frozen=True)
 class PubSubRow:
+    """One server and endpoint version: what was left at each step as its subscribers departed."""
+
     server: str
     version: str
     clients: int
