@@ -4,6 +4,8 @@
     python3 -m helpers test [ARGS] # same environment, run the whole test suite (ARGS go to pytest)
     python3 -m helpers clean       # remove .venv and the lab's caches, and say how much that freed
     python3 -m helpers binder      # print the Binder link for this clone's origin remote
+    python3 -m helpers book [ARGS] # same environment, build the website of executed notebooks (_build/site/)
+    python3 -m helpers canary      # run the lab's claims on the newest releases, in a throwaway environment
 
 Standard library only: this runs before any dependency is installed. The virtual
 environment is reused; it is reinstalled when pyproject.toml changes.
@@ -182,7 +184,20 @@ def clean(args: list[str]) -> int:
     return 0
 
 
-SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {"lab": lab, "test": test, "clean": clean, "binder": binder}
+def book(args: list[str]) -> int:
+    python = _ensure_environment()
+    return subprocess.run([str(python), "-m", "helpers.book", *args], cwd=ROOT).returncode
+
+
+def canary(args: list[str]) -> int:
+    from helpers.canary import main as run_canary  # standard library only, like this module
+
+    return run_canary(args)
+
+
+SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "lab": lab, "test": test, "clean": clean, "binder": binder, "book": book, "canary": canary,
+}
 
 
 def main(argv: list[str]) -> int:
