@@ -60,6 +60,8 @@ print(json.dumps(result))
 
 @dataclass(frozen=True)
 class Result:
+    """One claim (a test or a notebook) on the versions tested: it holds, it changed, or it could not run."""
+
     claim: str
     status: str
     detail: str = ""
