@@ -233,7 +233,11 @@ class InProcessServer(LabServer):
         self.lifespan = lifespan
         self._sock = bind(port, listen=self.listen_before_start)
         self.port = self._sock.getsockname()[1]
-        self._configure(ScopeReporter(app))
+        try:
+            self._configure(ScopeReporter(app))
+        except BaseException:  # e.g. a LabError for settings this server cannot honour: the socket is not left open
+            self._sock.close()
+            raise
         self.baseline_tasks = 0
         self.thread = LoopThread(f"lab-server-{self.port}")
         assert self.thread.ident is not None
