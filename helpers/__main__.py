@@ -163,7 +163,7 @@ def clean(args: list[str]) -> int:
     """Remove what the lab made for itself; name what it leaves to other tools."""
     from helpers.timemachine import cache_dir  # standard library only, like this module (a test checks)
 
-    owned = [VENV, cache_dir(), ROOT / "test-artifacts", ROOT / ".pytest_cache", ROOT / "build",
+    owned = [VENV, cache_dir(), ROOT / "test-artifacts", ROOT / ".pytest_cache", ROOT / ".mypy_cache", ROOT / "build",
              *ROOT.glob("*.egg-info")]
     freed = 0
     for path in owned:
