@@ -63,9 +63,9 @@ def kernel_start_to_first_frame(path: Path) -> float:
     first_frame: list[float] = []
 
     def watch(message) -> None:
-        if not first_frame and message["msg_type"] in ("display_data", "update_display_data"):
-            if "image/png" in message["content"].get("data", {}):
-                first_frame.append(time.monotonic() - start)
+        if (not first_frame and message["msg_type"] in ("display_data", "update_display_data")
+                and "image/png" in message["content"].get("data", {})):
+            first_frame.append(time.monotonic() - start)
 
     try:
         client.wait_for_ready(timeout=60)
@@ -130,7 +130,7 @@ def probe_cost_per_thousand_tasks() -> tuple[float, int]:
     try:
         async def park(n: int) -> None:
             for _ in range(n):
-                asyncio.ensure_future(asyncio.sleep(3600))
+                asyncio.ensure_future(asyncio.sleep(3600))  # noqa: RUF006 - parked on purpose; their timers hold them
 
         server.run_in_loop(park(1000))
         probe = Probe(server, seed.get_metrics)
@@ -208,7 +208,7 @@ def main() -> None:
         totals = [0.0] * runs
         for path in notebook_paths():
             seconds = [notebook_seconds(path) for _ in range(runs)]
-            totals = [t + s for t, s in zip(totals, seconds)]
+            totals = [t + s for t, s in zip(totals, seconds, strict=True)]
             print(f"notebook {path.stem:<22} {spread(seconds)} s headless", flush=True)
         print(f"notebook collection            {spread(totals)} s", flush=True)
     frames = [kernel_start_to_first_frame(NOTEBOOKS / "01_predict.ipynb") for _ in range(runs)]
@@ -221,7 +221,7 @@ def main() -> None:
     print(f"churn, {CHURN_SESSIONS} sessions, {CHURN_CONCURRENCY} at a time, {CHURN_APP} {CHURN_PATH}:")
     print(f"  in-kernel (server and clients on threads of one process): {spread(inside, 0)} sessions/s")
     print(f"  standalone uvicorn process + separate client process:      {spread(outside, 0)} sessions/s")
-    print(f"  ratio in-kernel / standalone, per pair: {spread([i / o for i, o in zip(inside, outside)], 2)}", flush=True)
+    print(f"  ratio in-kernel / standalone, per pair: {spread([i / o for i, o in zip(inside, outside, strict=True)], 2)}", flush=True)
     probes = [probe_cost_per_thousand_tasks() for _ in range(runs)]
     print(f"probe: {spread([p for p, _ in probes], 2)} ms per sample per 1,000 live tasks "
           f"(measured with {probes[0][1]} tasks)", flush=True)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import os
 import resource
 import subprocess
@@ -37,10 +38,8 @@ def pin_and_cap(cpu: int, memory_bytes: int) -> Callable[[int], None]:
 
     def apply(pid: int) -> None:
         for tid in os.listdir(f"/proc/{pid}/task"):
-            try:
+            with contextlib.suppress(ProcessLookupError):  # a thread that ended meanwhile
                 os.sched_setaffinity(int(tid), {cpu})
-            except ProcessLookupError:  # a thread that ended meanwhile
-                pass
         resource.prlimit(pid, resource.RLIMIT_AS, (memory_bytes, memory_bytes))
 
     return apply

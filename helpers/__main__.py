@@ -101,7 +101,7 @@ def _reachable(url: str) -> bool:
 
 
 def _ensure_environment() -> Path:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - this file runs under whatever python3 the learner has
         raise SetupError(f"The lab needs Python 3.11 or newer; this is {sys.version.split()[0]}.")
     stamp = VENV / ".lab-installed"
     wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
@@ -163,7 +163,7 @@ def clean(args: list[str]) -> int:
     """Remove what the lab made for itself; name what it leaves to other tools."""
     from helpers.timemachine import cache_dir  # standard library only, like this module (a test checks)
 
-    owned = [VENV, cache_dir(), ROOT / "test-artifacts", ROOT / ".pytest_cache", ROOT / "build",
+    owned = [VENV, cache_dir(), ROOT / "test-artifacts", ROOT / ".pytest_cache", ROOT / ".mypy_cache", ROOT / "build",
              *ROOT.glob("*.egg-info")]
     freed = 0
     for path in owned:

@@ -51,7 +51,7 @@ def count_alive(tasks: Iterable[asyncio.Task[Any]], codes: Mapping[str, CodeType
 def code_of(fn: Any) -> CodeType:
     """The code object of a Python function (through ``functools.wraps`` wrappers)."""
     fn = getattr(fn, "__wrapped__", fn)
-    code = getattr(fn, "__code__", None)
+    code: CodeType | None = getattr(fn, "__code__", None)
     if code is None:
         raise TypeError(f"Cannot watch {fn!r}: it is not a Python function.")
     return code

@@ -75,7 +75,7 @@ def stage(source: Path, executed: Path | None = None) -> Path:
     ``executed`` when given, else the repository's own, without outputs)."""
     if source.exists():
         shutil.rmtree(source)
-    for relative, staged in [*PAGES.items(), *zip(FILES, FILES)]:
+    for relative, staged in [*PAGES.items(), *zip(FILES, FILES, strict=True)]:
         target = source / staged
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(ROOT / relative, target)

@@ -43,6 +43,8 @@ def unavailable_reason() -> str | None:
 
 @dataclass(frozen=True)
 class TabsReport:
+    """What a real browser saw: how many dashboard tabs it opened, and what each had rendered."""
+
     tabs: int
     updates_seen: list[int]
     """Metric updates each tab had rendered when it was closed."""

@@ -60,6 +60,8 @@ print(json.dumps(result))
 
 @dataclass(frozen=True)
 class Result:
+    """One claim (a test or a notebook) on the versions tested: it holds, it changed, or it could not run."""
+
     claim: str
     status: str
     detail: str = ""
@@ -118,7 +120,14 @@ def table(results: list[Result], versions: dict[str, tuple[str, str]]) -> str:
 
 def pinned_versions() -> dict[str, str]:
     pins = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    return dict(re.match(r"([A-Za-z0-9_.\-]+)==(\S+)", pin).groups() for pin in pins)  # type: ignore[union-attr]
+    return dict(_pin(pin) for pin in pins)
+
+
+def _pin(pin: str) -> tuple[str, str]:
+    match = re.match(r"([A-Za-z0-9_.\-]+)==(\S+)", pin)
+    if match is None:
+        raise ValueError(f"pyproject.toml's dependency {pin!r} is not pinned as NAME==VERSION, which the canary compares.")
+    return match.group(1), match.group(2)
 
 
 def _installed(python: Path) -> dict[str, str]:
@@ -196,7 +205,7 @@ def against_the_pins(newest: list[Result], on_pins: list[Result]) -> list[Result
         pinned = baseline.get(result.claim)
         if result.status == CHANGED and pinned is None:
             result = Result(result.claim, NOT_RUN, f"not run on the pinned versions to compare: {result.detail}")
-        elif result.status == CHANGED and pinned.status != HOLDS:
+        elif result.status == CHANGED and pinned is not None and pinned.status != HOLDS:
             result = Result(result.claim, NOT_RUN, f"fails on the pinned versions too: {result.detail}")
         verdicts.append(result)
     return verdicts

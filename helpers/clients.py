@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import itertools
 import socket
 import struct
 import termios
@@ -27,7 +28,8 @@ from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
-from websockets.asyncio.client import ClientConnection, connect as ws_connect
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from helpers.errors import LabError
@@ -40,6 +42,9 @@ SLOW_READ_INTERVAL = 0.5
 
 @dataclass(eq=False)
 class Client:
+    """One real ``websockets`` client of the lab: how many messages it received, and how it left (None: it is
+    still connected). ``slow`` clients read one message every ``SLOW_READ_INTERVAL`` seconds."""
+
     number: int
     connection: ClientConnection
     received: int = 0
@@ -67,7 +72,8 @@ class Client:
         if sock is None or sock.fileno() < 0:
             return 0
         try:
-            return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0]
+            waiting: int = struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0]
+            return waiting
         except OSError:  # closed meanwhile
             return 0
 
@@ -91,7 +97,7 @@ class Client:
     def longest_gap(self, since: float = 0.0) -> float:
         """The longest wait, in seconds, between two messages received after ``since`` (monotonic)."""
         times = [t for t in self.arrivals if t >= since]
-        return max((b - a for a, b in zip(times, times[1:])), default=0.0)
+        return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
 
     async def _read(self) -> None:
         try:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
@@ -112,7 +113,7 @@ async def dashboard_page(request: Request) -> HTMLResponse:
     return HTMLResponse(PAGE)
 
 
-def add_dashboard(app: ASGIApp, path: str = "/dashboard") -> None:
+def add_dashboard(app: Starlette, path: str = "/dashboard") -> None:
     """Serve the dashboard page at ``path`` (GET) on a FastAPI or Starlette app, and require this kernel's
     key (``kernel_key()``) on every WebSocket connection the app receives."""
     app.add_route(path, dashboard_page, methods=["GET"])
@@ -121,6 +122,8 @@ def add_dashboard(app: ASGIApp, path: str = "/dashboard") -> None:
 
 @dataclass(frozen=True)
 class DashboardLink:
+    """The dashboard's address as this learner's browser reaches it; a notebook shows it as a link."""
+
     url: str
     via: str
 

@@ -31,6 +31,7 @@ from helpers.plot import LiveImage, Panel, run_figure
 from helpers.probe import Probe
 from helpers.run import Event, Run
 from helpers.server import LabServer
+from helpers.servers.base import InProcessServer
 
 SAMPLE_PERIOD = 0.05
 REDRAW_PERIOD = 0.3
@@ -115,7 +116,7 @@ class Experiment:
         while not self._stop.is_set():
             try:
                 self.run.samples.append(self.probe.sample(self._t0))
-            except Exception as error:  # surfaced by close(), and by wait() while the experiment runs
+            except Exception as error:  # noqa: BLE001 - surfaced by close(), and by wait() while the experiment runs
                 self.sampler_error = error
                 return
             next_at += SAMPLE_PERIOD
@@ -164,6 +165,9 @@ class Experiment:
             entered.set()
             release.wait(limit)
 
+        if not isinstance(self.server, InProcessServer):
+            raise LabError(f"server_busy() blocks the server's event loop in this kernel; {self.server.name} "
+                           "runs in a subprocess of its own, so use uvicorn, hypercorn or granian here.")
         self.server.loop.call_soon_threadsafe(block)
         entered.wait(limit)
         try:

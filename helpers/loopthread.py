@@ -20,6 +20,8 @@ NEW_LOOP_HOOKS: list[Callable[[asyncio.AbstractEventLoop], None]] = []
 
 
 class LoopThread:
+    """An asyncio event loop on a daemon thread named ``name``, running until it is stopped."""
+
     def __init__(self, name: str) -> None:
         self.name = name
         self.loop = asyncio.new_event_loop()
@@ -99,7 +101,7 @@ class LoopThread:
             if task.cancelled():
                 answer.set_exception(concurrent.futures.CancelledError())
             elif task.exception() is not None:
-                answer.set_exception(task.exception())  # type: ignore[arg-type]
+                answer.set_exception(task.exception())
             else:
                 answer.set_result(task.result())
 

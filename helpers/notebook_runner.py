@@ -46,6 +46,8 @@ def code_cells(path: Path) -> list[str]:
 
 @dataclass(frozen=True)
 class Failure:
+    """The first failing cell of a notebook run, named so a reader finds it without a traceback."""
+
     cell: int
     """The index of the failing cell in the notebook (markdown cells included, as JupyterLab counts)."""
     first_line: str
@@ -76,6 +78,8 @@ class Margin:
 
 @dataclass
 class Execution:
+    """One headless run of a notebook: its time, its first failure if any, and the timing margins it printed."""
+
     path: Path
     seconds: float
     failure: Failure | None

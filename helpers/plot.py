@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import textwrap
 from collections.abc import Sequence
+from typing import Any
 
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -22,7 +23,9 @@ FONT_SIZE = 14
 
 
 def _style_axes(ax: Axes, title: str) -> None:
-    width = ax.get_figure().get_size_inches()[0] / len(ax.get_figure().axes)
+    figure = ax.get_figure(root=True)
+    assert isinstance(figure, Figure)  # an Axes drawn by the lab always belongs to a figure
+    width = figure.get_size_inches()[0] / len(figure.axes)
     ax.set_title(textwrap.fill(title, int(width * 6.5)), fontsize=FONT_SIZE + 1, loc="left")
     ax.set_xlabel("time since start (s)", fontsize=FONT_SIZE)
     ax.set_ylabel("count", fontsize=FONT_SIZE)
@@ -38,9 +41,9 @@ def _peak(run: Run, connections: bool = True) -> float:
 
 def draw_run(ax: Axes, run: Run, *, connections: bool = True, top: float | None = None) -> None:
     times = run.times()
-    for colour, name in zip(PALETTE, run.watched):
+    for colour, name in zip(PALETTE, run.watched, strict=False):
         ax.step(times, run.series(name), where="post", lw=3, color=colour, label=f"{name}() alive")
-    for colour, name in zip(PALETTE[len(run.watched):], run.gauges):
+    for colour, name in zip(PALETTE[len(run.watched):], run.gauges, strict=False):
         ax.step(times, run.series(name), where="post", lw=2.5, ls="-.", color=colour, label=name)
     if connections:
         ax.step(times, run.series("connections"), where="post", lw=2, ls="--", color="#555555",
@@ -66,7 +69,7 @@ MAX_LABELLED_EVENTS = 8
 def draw_panel(ax: Axes, run: Run, panel: Panel, colours: Sequence[str], *, labels: bool) -> None:
     ylabel, names = panel
     times = run.times()
-    for colour, name in zip(colours, names):
+    for colour, name in zip(colours, names, strict=False):
         label = f"{name}() alive" if name in run.watched else name
         ax.step(times, run.series(name), where="post", lw=2.5, color=colour, label=label)
     top = max([1e-9] + [max(run.series(name)) for name in names])
@@ -95,7 +98,7 @@ def run_figure(run: Run, panels: Sequence[Panel] | None = None) -> Figure:
     fig = Figure(figsize=(11, 2.6 * len(panels) + 0.6), layout="constrained")
     axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
     used = 0
-    for i, (ax, panel) in enumerate(zip(axes, panels)):
+    for i, (ax, panel) in enumerate(zip(axes, panels, strict=True)):
         draw_panel(ax, run, panel, PALETTE[used:] + PALETTE[:used], labels=i == 0)
         used = (used + len(panel[1])) % len(PALETTE)
     axes[0].set_title(run.title, fontsize=FONT_SIZE + 1, loc="left")
@@ -108,7 +111,7 @@ def compare_figure(runs: Sequence[Run]) -> Figure:
     fig = Figure(figsize=(6 * len(runs), 5), layout="constrained")
     axes = fig.subplots(1, len(runs), sharey=True, squeeze=False)[0]
     top = max(_peak(run) for run in runs)
-    for ax, run in zip(axes, runs):
+    for ax, run in zip(axes, runs, strict=True):
         draw_run(ax, run, top=top)
     return fig
 
@@ -123,11 +126,11 @@ class LiveImage:
     """A display slot in the notebook that can be replaced in place; silent outside IPython."""
 
     def __init__(self) -> None:
-        self._handle = None
+        self._handle: Any = None  # IPython's DisplayHandle, once shown (IPython is imported only when showing)
         self.frames = 0
 
     def show(self, fig: Figure) -> None:
-        from IPython import get_ipython
+        from IPython.core.getipython import get_ipython  # typed, unlike IPython's lazy top-level attribute
         from IPython.display import Image, display
 
         self.frames += 1

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import importlib
 from types import CodeType
-from typing import Any
+
+from starlette.types import ASGIApp as ASGIApp  # re-exported: the type the helpers' signatures use
 
 from helpers.errors import LabError
 from helpers.leakcheck import agent
-
-ASGIApp = Any
 
 
 def load_app(app: ASGIApp | str) -> ASGIApp:

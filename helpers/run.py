@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from helpers.sample import Sample
@@ -67,7 +67,7 @@ class Run:
     def at(self, name: str, t: float) -> float:
         """The value of the last sample taken at or before ``t``."""
         value = self.series(name)[0]
-        for sample_t, sample_value in zip(self.times(), self.series(name)):
+        for sample_t, sample_value in zip(self.times(), self.series(name), strict=False):
             if sample_t > t:
                 break
             value = sample_value
@@ -76,7 +76,7 @@ class Run:
     def before(self, name: str, t: float) -> float:
         """The value of the last sample taken strictly before ``t`` (the first sample if none was)."""
         value = self.series(name)[0]
-        for sample_t, sample_value in zip(self.times(), self.series(name)):
+        for sample_t, sample_value in zip(self.times(), self.series(name), strict=False):
             if sample_t >= t:
                 break
             value = sample_value
@@ -125,7 +125,7 @@ class Run:
     def seconds_until(self, name: str, event: str | Event, at_most: float) -> float | None:
         """Seconds from an event until ``name`` first fell to ``at_most`` or below (None: it never did)."""
         start = self.event(event).t
-        for t, value in zip(self.times(), self.series(name)):
+        for t, value in zip(self.times(), self.series(name), strict=False):
             if t >= start and value <= at_most:
                 return t - start
         return None

@@ -8,6 +8,9 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Sample:
+    """What was alive on the server at ``t`` seconds into the run; ``extra_tasks`` are the tasks on its loop beyond
+    the idle server's own, ``fds`` the open file descriptors (see ``helpers.probe.Probe``)."""
+
     t: float
     alive: Mapping[str, int]
     """Live coroutines of each watched function."""

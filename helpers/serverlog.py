@@ -24,7 +24,8 @@ def exception_types(records: Iterable[logging.LogRecord]) -> Counter[str]:
 def stand_in(type_name: str, text: str) -> BaseException:
     """An exception standing for one known only by its class name and text (another process's, or
     one a server logged as text): ``exception_types`` counts it under the original name."""
-    return type(type_name, (Exception,), {"__module__": "logged as text"})(text)
+    stand_in_type: type[Exception] = type(type_name, (Exception,), {"__module__": "logged as text"})
+    return stand_in_type(text)
 
 
 class TracebackText(logging.Filter):
@@ -122,9 +123,9 @@ class ServerLog(logging.Handler):
             return "(no traceback logged)"
         record = with_tb[index]
         assert record.exc_info is not None
-        _, error, tb = record.exc_info
+        error_type, error, tb = record.exc_info
         return f"{record.levelname}: {record.getMessage()}\n" + "".join(
-            traceback.format_exception(type(error), error, tb)
+            traceback.format_exception(error_type, error, tb)
         )
 
 

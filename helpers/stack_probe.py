@@ -23,18 +23,19 @@ import sys
 import threading
 import time
 from importlib import metadata
+from typing import Any
 
 from fastapi import FastAPI, WebSocket
 
 SEND_INTERVAL = 0.05
 SHUTDOWN_WAIT = 1.0  # seconds a graceful shutdown may take before the report says it hung
-state = {"running": 0, "sends_after_leave": 0, "raised": None, "left_at": None, "ended_at": None}
+state: dict[str, Any] = {"running": 0, "sends_after_leave": 0, "raised": None, "left_at": None, "ended_at": None}
 
 app = FastAPI()
 
 
 @app.websocket("/ws/metrics")
-async def get_metrics(websocket: WebSocket):
+async def get_metrics(websocket: WebSocket) -> None:
     state["running"] += 1
     try:
         await websocket.accept()
@@ -106,12 +107,12 @@ async def main(backend: str, way: str, observe: float) -> dict[str, object]:
     config = uvicorn.Config(app, host="127.0.0.1", port=0, ws=backend, log_config=None, lifespan="off")
     server = uvicorn.Server(config)
     serving = asyncio.ensure_future(server.serve())
-    while not server.started:
+    while not server.started:  # noqa: ASYNC110 - uvicorn's `started` is a plain flag, with no event to await
         await asyncio.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
     ready, done = threading.Event(), threading.Event()
     threading.Thread(target=raw_client, args=(port, way, ready, done), daemon=True).start()
-    while not ready.is_set():
+    while not ready.is_set():  # noqa: ASYNC110 - a threading.Event, set by the client's thread
         await asyncio.sleep(0.01)
     await asyncio.sleep(observe)
     ended_after = state["ended_at"] - state["left_at"] if state["running"] == 0 and state["ended_at"] else None
@@ -130,7 +131,7 @@ async def main(backend: str, way: str, observe: float) -> dict[str, object]:
     server.should_exit = True
     try:
         await asyncio.wait_for(serving, SHUTDOWN_WAIT)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         report["shutdown_hung"] = True
     else:
         report["shutdown_hung"] = False

@@ -56,6 +56,9 @@ class TimeMachineUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class StackReport:
+    """One way of leaving on one historical stack and backend: whether the handler ended, after how long,
+    and what it sent, raised and logged meanwhile."""
+
     stack: str
     versions: dict[str, str]
     backend: str
@@ -148,8 +151,12 @@ def run_many(cases: list[tuple[str, str, str]], observe: float = 1.0, workers: i
     groups: dict[tuple[str, str], list[str]] = {}
     for stack, backend, way in cases:
         groups.setdefault((stack, backend), []).append(way)
+
+    def run_group(group: tuple[str, str]) -> list[StackReport]:
+        return run_ways(*group, groups[group], observe)
+
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        done = dict(zip(groups, pool.map(lambda group: run_ways(*group, groups[group], observe), groups)))
+        done = dict(zip(groups, pool.map(run_group, groups), strict=True))
     reports = {(r.stack, r.backend, r.way): r for found in done.values() for r in found}
     return [reports[case] for case in cases]
 

@@ -41,11 +41,14 @@ ALL_PROMPTS_DONE_OR_AN_ERROR = """() => {
 SHOWN_STRAY = """() => [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell')].flatMap((cell, i) => {
   const line = cell.querySelector('.jp-InputArea-editor .cm-line');
   return [...cell.querySelectorAll('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')]
-    .filter(out => !out.querySelector('.ansi-red-fg') && /Traceback \\(most recent call last\\)|Exception in ASGI application/.test(out.textContent))
-    .map(out => ({cell: i + 1, firstLine: line ? line.textContent.trim() : '', last: out.textContent.trim().split('\\n').filter(l => l.trim()).pop()}));
+    .filter(out => !out.querySelector('.ansi-red-fg')
+                   && /Traceback \\(most recent call last\\)|Exception in ASGI application/.test(out.textContent))
+    .map(out => ({cell: i + 1, firstLine: line ? line.textContent.trim() : '',
+                  last: out.textContent.trim().split('\\n').filter(l => l.trim()).pop()}));
 })"""
 ERROR_CELLS = """() => [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell')].filter(
-  cell => cell.querySelector('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"] .ansi-red-fg, .jp-RenderedText[data-mime-type="application/vnd.jupyter.error"]')
+  cell => cell.querySelector('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"] .ansi-red-fg, '
+                             + '.jp-RenderedText[data-mime-type="application/vnd.jupyter.error"]')
 ).length"""
 
 
@@ -72,7 +75,7 @@ class JupyterLabSession:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}{BASE_URL}"
-        self.log = open(self.root / "jupyterlab.log", "w")
+        self.log = open(self.root / "jupyterlab.log", "w")  # noqa: SIM115 - open for the session; close() closes it
         self.process = subprocess.Popen(
             [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", "--ServerApp.ip=127.0.0.1",
              f"--ServerApp.port={self.port}", f"--ServerApp.base_url={BASE_URL}", f"--IdentityProvider.token={self.token}",

@@ -6,9 +6,9 @@ import pytest
 
 from helpers import clients
 from helpers.apps import seed
-from helpers.experiment import Experiment
 from helpers.browser import call_with_timeout
 from helpers.errors import LabError
+from helpers.experiment import Experiment
 from helpers.plot import PALETTE, _peak, compare_figure, png, run_figure
 from helpers.run import Run
 from helpers.server import serve
@@ -54,10 +54,9 @@ def test_leaving_the_experiment_releases_every_client_and_the_sampler(server):
 
 
 def test_an_error_inside_the_experiment_still_releases_the_clients(server):
-    with pytest.raises(ZeroDivisionError):
-        with Experiment(server, watch=seed.get_metrics, live=False) as ex:
-            ex.connect("/ws/metrics", 3)
-            1 / 0
+    with pytest.raises(ZeroDivisionError), Experiment(server, watch=seed.get_metrics, live=False) as ex:
+        ex.connect("/ws/metrics", 3)
+        raise ZeroDivisionError
     assert clients.open_clients() == 0
 
 
@@ -136,9 +135,9 @@ def test_a_gauge_that_raises_is_reported_instead_of_silently_stopping_the_sample
             raise ValueError("the registry is gone")
         return 0.0
 
-    with pytest.raises(LabError, match="the registry is gone"):
-        with Experiment(server, watch=seed.get_metrics, gauges={"flaky": flaky}, live=False) as ex:
-            ex.wait(1.0)
+    with (pytest.raises(LabError, match="the registry is gone"),
+          Experiment(server, watch=seed.get_metrics, gauges={"flaky": flaky}, live=False) as ex):
+        ex.wait(1.0)
     assert clients.open_clients() == 0
 
 

@@ -53,7 +53,7 @@ def test_no_lifespan_skips_it():
 
 
 def test_a_failing_startup_is_a_usage_error_carrying_its_message():
-    with pytest.raises(LabError, match="startup failed: RuntimeError: cannot reach redis://127.0.0.1:1"):
+    with pytest.raises(LabError, match=r"startup failed: RuntimeError: cannot reach redis://127\.0\.0\.1:1"):
         check("tests.zoo_shapes:failing_app", "/ws")
 
 

@@ -55,5 +55,5 @@ def test_a_route_template_is_refused_with_a_concrete_path_asked_for():
 def test_an_http_path_and_a_missing_path_are_usage_errors():
     with pytest.raises(LabError, match="is an HTTP route"):
         check("helpers.apps.seed:app", "/health")
-    with pytest.raises(LabError, match="no WebSocket route at '/nope'.*/api/chat/\\{room\\}"):
+    with pytest.raises(LabError, match=r"no WebSocket route at '/nope'.*/api/chat/\{room\}"):
         check("tests.zoo_shapes:app", "/nope")

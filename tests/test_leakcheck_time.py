@@ -1,7 +1,5 @@
 """Slow is not stuck; a frozen loop is the worst leak; a test suite's own assert."""
 
-import sys
-
 import pytest
 
 from helpers.leakcheck import check, main

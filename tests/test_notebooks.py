@@ -10,11 +10,11 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 from traitlets.config import Config
 
+from helpers import browser
 from helpers.apps import dashboard, fixed, leaks, seed
+from tests.conftest import lab_session
 from tests.notebook_kernel import NOTEBOOKS, TRANSPORT_ENCRYPTION, code_cells, first_error, notebook_paths
 
-from helpers import browser
-from tests.conftest import lab_session
 
 def test_there_are_notebooks_to_test():
     assert [p.name for p in notebook_paths()] == [
@@ -87,7 +87,7 @@ def test_exercises_and_solutions_differ_only_in_the_exercise_cells():
     exercises = nbformat.read(NOTEBOOKS / "06_exercises.ipynb", as_version=4).cells
     solutions = nbformat.read(NOTEBOOKS / "06_solutions.ipynb", as_version=4).cells
     assert len(exercises) == len(solutions)
-    differing = [e.source.splitlines()[0] for e, s in zip(exercises[1:], solutions[1:]) if e.source != s.source]
+    differing = [e.source.splitlines()[0] for e, s in zip(exercises[1:], solutions[1:], strict=True) if e.source != s.source]
     assert differing == [line for n in range(1, EXERCISES + 1)
                          for line in (f"# EXERCISE {n}", f"#### Exercise {n}: why the fix works")]
 

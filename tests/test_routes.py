@@ -33,5 +33,5 @@ def test_an_http_route_is_refused_as_a_websocket_path():
 
 
 def test_a_missing_route_is_refused_with_the_routes_that_exist():
-    with pytest.raises(LabError, match="no WebSocket route at '/nope'.*/echo"):
+    with pytest.raises(LabError, match=r"no WebSocket route at '/nope'.*/echo"):
         check_websocket_path(endpoints.app, "/nope")

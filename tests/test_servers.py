@@ -284,8 +284,8 @@ def test_the_lab_knows_each_servers_own_keepalive_defaults():
     assert GranianServer.keepalive_defaults == {"ping_interval": None, "ping_timeout": None}
     # daphne.server installs Twisted's reactor on import: read its defaults in a process of their own.
     read = subprocess.run(
-        [sys.executable, "-c", "import inspect, daphne.server as s; p = inspect.signature(s.Server).parameters; "
-         "print(p['ping_interval'].default, p['ping_timeout'].default, p['application_close_timeout'].default)"],
+        [sys.executable, "-c", ("import inspect, daphne.server as s; p = inspect.signature(s.Server).parameters; "
+         "print(p['ping_interval'].default, p['ping_timeout'].default, p['application_close_timeout'].default)")],
         capture_output=True, text=True, check=True,
     )
     interval, timeout, close_timeout = map(float, read.stdout.split())

@@ -25,7 +25,8 @@ from helpers.server import serve
 from helpers.stack import nginx as nginx_module
 from helpers.stack.processes import running_children
 from tests.conftest import eventually
-from tests.endpoints import app as endpoints_app, disconnect_codes
+from tests.endpoints import app as endpoints_app
+from tests.endpoints import disconnect_codes
 
 APP = "helpers.apps.production:app"
 

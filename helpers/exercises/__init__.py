@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import io
 import linecache
-from collections.abc import Awaitable, Callable, Mapping, Sized
+from collections.abc import Callable, Coroutine, Mapping, Sized
 from typing import Any
 
 from helpers.errors import LabError
@@ -28,7 +28,7 @@ from helpers.exercises.jobs import EXERCISES, Problem, run_job
 from helpers.leakcheck import Report, check
 from helpers.routes import ASGIApp, endpoint_codes
 
-__all__ = ["EXERCISES", "Feedback", "Problem", "RESULTS", "check_exercise"]
+__all__ = ["EXERCISES", "RESULTS", "Feedback", "Problem", "check_exercise"]
 
 CHECK_CLIENTS = 2
 
@@ -60,7 +60,7 @@ def check_exercise(
     path: str,
     *,
     registries: Mapping[str, Sized] | None = None,
-    publish: Callable[[Any], Awaitable[Any]] | None = None,
+    publish: Callable[[Any], Coroutine[Any, Any, Any]] | None = None,
 ) -> Feedback:
     """Check an exercise's endpoint: its job with normal clients, then its leaks; never raises on a wrong answer.
 

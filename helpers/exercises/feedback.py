@@ -16,6 +16,8 @@ from helpers.leakcheck import Report
 
 @dataclass(frozen=True)
 class Feedback:
+    """The verdict on one exercise: a message for the learner and the problems behind it."""
+
     exercise: str
     verdict: str
     """``clean`` (passed), ``broken`` (the job failed), ``leak`` or ``noisy``."""

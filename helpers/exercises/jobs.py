@@ -16,9 +16,9 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from websockets.exceptions import ConnectionClosed
 
@@ -27,6 +27,7 @@ from helpers.clients import Client
 from helpers.errors import LabError
 from helpers.routes import ASGIApp
 from helpers.server import LabServer, serve
+from helpers.servers.uvicorn import UvicornServer
 from helpers.waiting import wait_until
 
 JOB_WAIT = 2.0
@@ -60,6 +61,8 @@ class Problem:
 
 
 class Refused(Exception):
+    """The endpoint refused or dropped a normal client at once; the job reports this one problem."""
+
     def __init__(self, problem: Problem) -> None:
         super().__init__(problem.text)
         self.problem = problem
@@ -167,9 +170,11 @@ def _shown(value: Any) -> str:
 
 @dataclass
 class Job:
-    server: LabServer
+    """One exercise's run: the server serving the learner's app, the path, and the publish function if any."""
+
+    server: UvicornServer
     path: str
-    publish: Callable[[Any], Awaitable[Any]] | None
+    publish: Callable[[Any], Coroutine[Any, Any, Any]] | None
     done: list[str] = field(default_factory=list)
     """What the normal clients saw work, for the message of a passed check."""
 
@@ -196,7 +201,7 @@ def _job_scores(job: Job) -> list[Problem]:
 def _job_presence(job: Job) -> list[Problem]:
     """Two colleagues online; each question is answered with the count; the count drops when one leaves."""
     alice, bob = _open(job.server, job.path, 2, "colleague")
-    answers = []
+    answers: list[Any] = []
     for expected in (2, 1):
         if expected == 1:
             lab_clients.leave(bob.client, "clean")
@@ -300,7 +305,7 @@ def _job_classroom(job: Job) -> list[Problem]:
     return []
 
 
-def _shrink_send_buffer(server: LabServer, client: Client) -> None:
+def _shrink_send_buffer(server: UvicornServer, client: Client) -> None:
     """Give the server's end of this client's connection a small send buffer (SO_SNDBUF), so that a few
     screenshots fill it: Linux lets a loopback socket buffer about 4 MiB (tcp_wmem), which would take
     hundreds of screenshots. The connection is otherwise the real one."""
@@ -374,11 +379,12 @@ EXERCISES: dict[str, _Exercise] = {
 }
 
 
-def run_job(name: str, app: ASGIApp, path: str, publish: Callable[[Any], Awaitable[Any]] | None) -> tuple[list[Problem], list[str]]:
+def run_job(name: str, app: ASGIApp, path: str, publish: Callable[[Any], Coroutine[Any, Any, Any]] | None) -> tuple[list[Problem], list[str]]:
     """Serve the app and let exercise ``name``'s normal clients use it: the problems seen, and what worked."""
     exercise = EXERCISES[name]
     interval, timeout = exercise.pings or (20.0, 20.0)
-    job = Job(serve(app, ping_interval=interval, ping_timeout=timeout, shutdown_timeout=0.2), path, publish)
+    server = serve(app, ping_interval=interval, ping_timeout=timeout, shutdown_timeout=0.2)
+    job = Job(cast(UvicornServer, server), path, publish)  # serve()'s default server; the jobs use its loop
     try:
         return exercise.job(job), job.done
     except Refused as refused:

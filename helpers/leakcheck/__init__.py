@@ -17,4 +17,4 @@ from helpers.leakcheck.cli import main
 from helpers.leakcheck.evidence import Retention, WayEvidence
 from helpers.leakcheck.report import EXIT_CODES, Report, Run
 
-__all__ = ["CheckerFailed", "EXIT_CODES", "Options", "Report", "Retention", "Run", "WayEvidence", "check", "main", "run"]
+__all__ = ["EXIT_CODES", "CheckerFailed", "Options", "Report", "Retention", "Run", "WayEvidence", "check", "main", "run"]

@@ -35,8 +35,9 @@ import time
 import traceback
 import warnings
 import weakref
+from collections.abc import Callable
 from types import CodeType, ModuleType
-from typing import Any, Callable
+from typing import Any
 
 PROTOCOL = 1
 HOST = "127.0.0.1"
@@ -45,7 +46,10 @@ BEAT = 0.05
 """Seconds between two heartbeats of the server loop."""
 IN_LOOP_TIMEOUT = 0.2
 SERVER_LOGGERS = ("uvicorn", "hypercorn", "granian", "_granian", "daphne")
-WATCHED_MODULE_PREFIXES = ("asyncio.queues", "asyncio.locks", "asyncio.tasks", "asyncio.futures", "_asyncio", "starlette.websockets", "fastapi.websockets")
+WATCHED_MODULE_PREFIXES = (
+    "asyncio.queues", "asyncio.locks", "asyncio.tasks", "asyncio.futures", "_asyncio",
+    "starlette.websockets", "fastapi.websockets",
+)
 
 
 class UsageError(Exception):
@@ -230,7 +234,7 @@ def _coroutine_code(fn: Any) -> CodeType | None:
         fn = fn.func
     fn = inspect.unwrap(fn) if callable(fn) else fn
     fn = getattr(fn, "__func__", fn)
-    code = getattr(fn, "__code__", None)
+    code: CodeType | None = getattr(fn, "__code__", None)
     if code is not None and code.co_flags & inspect.CO_COROUTINE:
         return code
     return None
@@ -248,7 +252,7 @@ def _codes_of(endpoint: Any) -> tuple[tuple[CodeType, ...], str, str]:
     if code is not None:
         fn = inspect.unwrap(endpoint) if not isinstance(endpoint, functools.partial) else endpoint.func
         return (code,), getattr(fn, "__qualname__", repr(fn)), "function"
-    code = _coroutine_code(getattr(type(endpoint), "__call__", None))
+    code = _coroutine_code(getattr(type(endpoint), "__call__", None))  # noqa: B004 - the method's code, not a test
     if code is not None:
         return (code,), f"{type(endpoint).__qualname__}.__call__", "asgi"
     raise UsageError(f"Cannot watch {endpoint!r}: it is neither an async function nor an object with an async __call__.")
@@ -382,7 +386,8 @@ class ServerRunner:
     """Whether the server can notice a silent client at all (a ping with a timeout)."""
     log_any_thread = False
     """Whether the server logs the app's exceptions from threads other than the loop's (granian's Rust side)."""
-    notes: list[str] = []
+    notes: tuple[str, ...] | list[str] = ()
+    """What the report should say about this server; a runner with notes assigns its own list."""
     own_process = False
     """Whether the server can run only once per process (Twisted's reactor): the lab then starts a process for it."""
     loop: asyncio.AbstractEventLoop | None = None
@@ -486,7 +491,7 @@ class HypercornRunner(ServerRunner):
         super().__init__(app, sock, options)
         from hypercorn.config import Config, Sockets
 
-        class BoundConfig(Config):  # type: ignore[misc, valid-type]
+        class BoundConfig(Config):
             def create_sockets(self) -> Any:
                 return Sockets(secure_sockets=[], insecure_sockets=[sock], quic_sockets=[])
 
@@ -499,8 +504,8 @@ class HypercornRunner(ServerRunner):
         self.config = config
         self._up = False
         self._stop: asyncio.Event | None = None
-        self.notes = [f"hypercorn: pings every {options.get('ping_interval')} s and no ping timeout (hypercorn has "
-                      "none), so a silent client is never noticed: the silent way is not run"]
+        self.notes = [(f"hypercorn: pings every {options.get('ping_interval')} s and no ping timeout (hypercorn has "
+                       "none), so a silent client is never noticed: the silent way is not run")]
 
     async def serve(self) -> None:
         import hypercorn.asyncio
@@ -543,10 +548,10 @@ class GranianRunner(ServerRunner):
         from granian.log import LogLevels
         from granian.server.embed import Server
 
-        class BoundServer(Server):  # type: ignore[misc, valid-type]
+        class BoundServer(Server):
             def _init_shared_socket(self) -> None:
                 self._ssp = None
-                self._shd = SocketHolder(os.dup(sock.fileno()), False, 128)
+                self._shd = SocketHolder(os.dup(sock.fileno()), False, 128)  # type: ignore[call-arg, assignment]  # granian's stub omits the constructor
 
         quiet = {"version": 1, "incremental": True, "handlers": {}, "formatters": {},
                  "loggers": {"_granian": {"propagate": False}, "granian.access": {"propagate": False}}}
@@ -556,11 +561,11 @@ class GranianRunner(ServerRunner):
             runtime_threads=1, task_impl=TaskImpl.asyncio, websockets=True, log_level=LogLevels.warning,
             log_dictconfig=quiet,
         )
-        self.server.workers_kill_timeout = float(options.get("shutdown_timeout", 1.0))
+        self.server.workers_kill_timeout = float(options.get("shutdown_timeout", 1.0))  # type: ignore[assignment]  # granian annotates int; it awaits a float as well
         self._up = threading.Event()
         self.server.on_startup(self._up.set)
-        self.notes = ["granian: no pings (granian has none, granian #613), so a silent client is never noticed: "
-                      "the silent way is not run"]
+        self.notes = [("granian: no pings (granian has none, granian #613), so a silent client is never noticed: "
+                       "the silent way is not run")]
 
     async def serve(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -615,7 +620,7 @@ class DaphneRunner(ServerRunner):
     def stop(self, force: bool) -> None:
         from twisted.internet import reactor
 
-        if self._done is not None:
+        if self._done is not None and self.loop is not None:
             self.loop.call_soon_threadsafe(self._done.set)
         reactor.callFromThread(self.server.kill_all_applications)
 
@@ -700,9 +705,9 @@ class Agent:
         port = sock.getsockname()[1]  # read now: daphne adopts the descriptor and closes ours
         try:
             self.runner = RUNNERS[server](app, sock, request)
-        except ModuleNotFoundError as error:
+        except ModuleNotFoundError as missing:
             sock.close()
-            raise UsageError(f"The {server} server is not installed in this Python ({sys.executable}): {error}.") from None
+            raise UsageError(f"The {server} server is not installed in this Python ({sys.executable}): {missing}.") from None
         self.server_files = tuple(
             os.path.dirname(getattr(sys.modules.get(name), "__file__", "") or "/nonexistent") + os.sep
             for name in (server, "websockets", "wsproto", "h11", "httptools") if sys.modules.get(name)
@@ -746,7 +751,7 @@ class Agent:
             self.created.add(task)
             return task
 
-        loop.set_task_factory(factory)  # type: ignore[arg-type]
+        loop.set_task_factory(factory)
         loop.set_exception_handler(self.errors.loop_handler)
         ready = threading.Event()
 
@@ -859,7 +864,8 @@ class Agent:
             if paths or id(task) in self.marked:
                 continue
             if task in self.created:
-                (server_tasks if codes and codes[0].co_filename.startswith(self.server_files) else app_tasks).append(entry + [_label(task)])
+                from_server = bool(codes) and codes[0].co_filename.startswith(self.server_files)
+                (server_tasks if from_server else app_tasks).append([*entry, _label(task)])
         return {"handlers": handlers, "app_tasks": app_tasks, "server_tasks": server_tasks}
 
     def mark(self) -> dict[str, Any]:
@@ -869,6 +875,7 @@ class Agent:
 
     def snapshot(self, retained: bool = False) -> dict[str, Any]:
         lag = time.monotonic() - self.beat
+        read: dict[str, Any]
         read, in_loop = self._on_loop(self._read)
         read["loop_lag"] = round(lag, 3)
         read["in_loop"] = in_loop
@@ -919,7 +926,7 @@ class Agent:
             if isinstance(value, asyncio.Queue):
                 return value.qsize()
             if isinstance(value, kinds):
-                return len(value)
+                return len(value)  # type: ignore[arg-type]  # the Queue was answered above
             return None
 
         for module in self.modules:
@@ -972,9 +979,8 @@ class Agent:
         """Cancel and await every task the app left, retrieve their exceptions, stop the loop and its thread."""
         loop, thread = self.loop, self.thread
         cancelled = 0
-        if loop is not None and thread is not None and thread.is_alive():
-            if frozen:
-                _interrupt(thread)
+        if frozen and loop is not None and thread is not None and thread.is_alive():
+            _interrupt(thread)
         if loop is not None and thread is not None and thread.is_alive():
             async def cancel_all() -> int:
                 current = asyncio.current_task()

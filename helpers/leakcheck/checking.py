@@ -16,6 +16,7 @@ Then two rounds (n, then 2n sessions) measure what stays reachable per departed 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -52,6 +53,9 @@ class CheckerFailed(Exception):
 
 @dataclass(frozen=True)
 class Options:
+    """How the checker runs: how many clients leave in which ways, on which server and pings, and how long it
+    waits for what they left behind to end. The defaults are the command line's."""
+
     clients: int = 5
     ways: tuple[str, ...] = WAYS
     ws: str = "auto"
@@ -137,10 +141,8 @@ class Subprocess:
 
     def close(self) -> None:
         if self.process.poll() is None:
-            try:
+            with contextlib.suppress(CheckerFailed, LabError):
                 self.request({"op": "stop"}, timeout=10.0)
-            except (CheckerFailed, LabError):
-                pass
         try:
             self.process.wait(3.0)
         except subprocess.TimeoutExpired:
@@ -148,10 +150,8 @@ class Subprocess:
             self.process.wait(3.0)
         for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
             if stream is not None:
-                try:
+                with contextlib.suppress(OSError):  # the agent already exited: nothing left to flush to
                     stream.close()
-                except OSError:  # the agent already exited: nothing left to flush to
-                    pass
 
 
 def _answered(answer: dict[str, Any]) -> dict[str, Any]:
@@ -224,7 +224,8 @@ def _wait(link: Any, path: str, before: set[int], cap: float, least: float, serv
 def _cpu(start: tuple[float, float] | None, snap: dict[str, Any], now: float) -> float:
     if start is None or now - start[1] < 0.05:
         return 0.0
-    return round(1000 * (snap["cpu"] - start[0]) / (now - start[1]), 1)
+    cpu: float = snap["cpu"]
+    return round(1000 * (cpu - start[0]) / (now - start[1]), 1)
 
 
 def _cap(options: Options, way: str, added_wait: float) -> float:
@@ -246,7 +247,7 @@ def _batch(link: Any, client_loop: LoopThread, url: str, path: str, n: int, opti
 
     ``start`` is a snapshot with retained counts taken after the previous batch settled, if any;
     the batch returns its own last such snapshot, for the next one."""
-    exceptions_before = link.request({"op": "mark"})
+    link.request({"op": "mark"})  # the tasks alive and the exceptions raised before now are not this batch's
     if start is None:
         start = link.request({"op": "snapshot", "retained": True})
     before = {e[0] for e in start["handlers"][path]}
@@ -302,7 +303,9 @@ def _batch(link: Any, client_loop: LoopThread, url: str, path: str, n: int, opti
         held = round(evidence.websockets_per_session * evidence.handlers_alive)  # held by handlers still running
 
         def referenced(snapshot: dict[str, Any]) -> int:
-            return max(0, snapshot["retained"].get(WEBSOCKET_TYPE, 0) - start["retained"].get(WEBSOCKET_TYPE, 0) - held)
+            now: int = snapshot["retained"].get(WEBSOCKET_TYPE, 0)
+            before: int = start["retained"].get(WEBSOCKET_TYPE, 0)
+            return max(0, now - before - held)
 
         for _ in range(2):  # a server may release its references a moment after the handler ended (daphne)
             if referenced(end) == 0:
@@ -485,10 +488,7 @@ def _run_server(app: Any, paths: list[str], all_paths: bool, server: str, option
 
 def _close(link: Any) -> dict[str, Any]:
     try:
-        if isinstance(link, InProcess):
-            stopped = link.agent.stop()
-        else:
-            stopped = link.request({"op": "stop"}, timeout=15.0)
+        stopped = link.agent.stop() if isinstance(link, InProcess) else link.request({"op": "stop"}, timeout=15.0)
     except (CheckerFailed, LabError):
         stopped = {}
     finally:

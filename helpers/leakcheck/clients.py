@@ -8,12 +8,14 @@ are the lab's (``helpers.clients``): clean, FIN, RST, silent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from websockets.asyncio.client import ClientConnection, connect as ws_connect
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from helpers.loopthread import LoopThread
@@ -32,6 +34,8 @@ class Script:
 
 @dataclass
 class Session:
+    """One scripted client of the checker: its connection (None: refused, and why), and what it received."""
+
     connection: ClientConnection | None
     refused: str | None = None
     """Why the handshake failed (e.g. ``HTTP 403``), or None."""
@@ -79,10 +83,8 @@ async def _leave(session: Session, way: str) -> None:
     if session.reader is not None and way != "clean":
         session.reader.cancel()
     if way == "clean":
-        try:
+        with contextlib.suppress(ConnectionClosed):
             await connection.close()
-        except ConnectionClosed:
-            pass
     elif way == "fin":
         connection.transport.close()
     elif way == "rst":

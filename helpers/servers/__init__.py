@@ -100,7 +100,7 @@ def _start(server: str, app: ASGIApp | str, loaded: ASGIApp, *, ws: Backend, pin
         shutdown_timeout=shutdown_timeout, port=port, lifespan=lifespan,
     )
     if server == "uvicorn":
-        return cls(loaded, ws=ws, **settings)  # type: ignore[call-arg, arg-type]
+        return cls(loaded, ws=ws, **settings)
     return cls(loaded, **settings)  # type: ignore[arg-type]
 
 

@@ -29,8 +29,8 @@ from helpers import awaitchain
 from helpers.errors import LabError
 from helpers.loopthread import LoopThread
 from helpers.routes import ASGIApp, check_websocket_path
-from helpers.servers.asgiscope import SCOPE_PATH, ScopeReporter
 from helpers.serverlog import ServerLog
+from helpers.servers.asgiscope import SCOPE_PATH, ScopeReporter
 
 T = TypeVar("T")
 HOST = "127.0.0.1"
@@ -50,6 +50,8 @@ Seconds = float | None | ServerDefault
 
 @dataclass(frozen=True)
 class StopReport:
+    """What stopping a server took: its seconds, and what was still running and had to be cancelled."""
+
     seconds: float
     cancelled_handlers: int
     """Connection handlers still running after the graceful wait, and cancelled."""
@@ -108,7 +110,7 @@ def seconds_or_default(name: str, value: Seconds, default: float | None) -> floa
         return default
     if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
         raise LabError(f"{name} must be a positive number of seconds or None, not {value!r}.")
-    return value  # type: ignore[return-value]
+    return value
 
 
 class LabServer(abc.ABC):
@@ -231,7 +233,11 @@ class InProcessServer(LabServer):
         self.lifespan = lifespan
         self._sock = bind(port, listen=self.listen_before_start)
         self.port = self._sock.getsockname()[1]
-        self._configure(ScopeReporter(app))
+        try:
+            self._configure(ScopeReporter(app))
+        except BaseException:  # e.g. a LabError for settings this server cannot honour: the socket is not left open
+            self._sock.close()
+            raise
         self.baseline_tasks = 0
         self.thread = LoopThread(f"lab-server-{self.port}")
         assert self.thread.ident is not None
@@ -363,7 +369,7 @@ class InProcessServer(LabServer):
         native_id = self.thread.native_id
         for thread in psutil.Process().threads():
             if thread.id == native_id:
-                return thread.user_time + thread.system_time
+                return float(thread.user_time + thread.system_time)
         return 0.0
 
     # Stopping.
@@ -386,7 +392,7 @@ class InProcessServer(LabServer):
                 self._serving.result(self.shutdown_timeout + 2.0)
             except concurrent.futures.TimeoutError:
                 self._escalate()
-            except (Exception, concurrent.futures.CancelledError) as error:  # the serve task's own failure
+            except (Exception, concurrent.futures.CancelledError) as error:  # noqa: BLE001 - the serve task's own failure
                 self.log.add(logging.LogRecord(
                     self.name, logging.ERROR, __file__, 0, f"{self.name} failed while stopping",
                     None, (type(error), error, error.__traceback__),

@@ -14,6 +14,7 @@ killed with SIGKILL.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import itertools
 import json
 import logging
@@ -31,8 +32,8 @@ import psutil
 from helpers import awaitchain
 from helpers.errors import LabError
 from helpers.routes import ASGIApp
-from helpers.servers.base import LabServer, RemoteTask, StopReport, bind, seconds_or_default
 from helpers.serverlog import ServerLog, stand_in
+from helpers.servers.base import LabServer, RemoteTask, StopReport, bind, seconds_or_default
 
 ANSWER_TIMEOUT = 5.0
 START_TIMEOUT = 30.0
@@ -231,7 +232,7 @@ class DaphneServer(LabServer):
     def cpu_seconds(self) -> float:
         """CPU time of the whole daphne subprocess (Twisted's reactor and the app share one thread there)."""
         times = psutil.Process(self.process.pid).cpu_times()
-        return times.user + times.system
+        return float(times.user + times.system)
 
     def os_process(self) -> psutil.Process:
         return psutil.Process(self.process.pid)
@@ -262,10 +263,8 @@ class DaphneServer(LabServer):
     def _kill(self) -> None:
         """Close stdin (the agent's signal to exit), wait a little, then kill; release the pipes."""
         if self.process.stdin is not None and not self.process.stdin.closed:
-            try:
+            with contextlib.suppress(BrokenPipeError):  # already gone: nothing to tell it
                 self.process.stdin.close()
-            except BrokenPipeError:
-                pass  # already gone: nothing to tell it
         try:
             self.process.wait(self.shutdown_timeout + 2.0)
         except subprocess.TimeoutExpired:

@@ -158,7 +158,7 @@ def main() -> None:
         ping_timeout=args.ping_timeout,
         application_close_timeout=args.application_close_timeout,
         verbosity=0,
-        ready_callable=lambda: reactor.callLater(0, announce),
+        ready_callable=lambda: reactor.callLater(0, announce),  # type: ignore[arg-type]  # zope interface methods have no self
     )
 
     def announce() -> None:

@@ -20,8 +20,8 @@ from granian.server.embed import Server
 
 from helpers.errors import LabError
 from helpers.routes import ASGIApp
-from helpers.servers.base import InProcessServer
 from helpers.serverlog import TracebackText
+from helpers.servers.base import InProcessServer
 
 LOGGER = "_granian"  # the name granian's Python and Rust sides log under
 QUIET_LOGGING = {
@@ -41,7 +41,7 @@ class _BoundServer(Server):
 
     def _init_shared_socket(self) -> None:
         self._ssp = None
-        self._shd = SocketHolder(os.dup(self.lab_socket.fileno()), False, 128)
+        self._shd = SocketHolder(os.dup(self.lab_socket.fileno()), False, 128)  # type: ignore[call-arg, assignment]  # granian's stub omits the constructor
 
 
 def check_pings(ping_interval: float | None, ping_timeout: float | None) -> None:

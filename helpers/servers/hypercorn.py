@@ -8,10 +8,11 @@ import os
 import socket
 import threading
 from collections.abc import Coroutine
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import hypercorn.asyncio
 from hypercorn.config import Config, Sockets
+from hypercorn.typing import ASGIFramework
 
 from helpers.errors import LabError
 from helpers.routes import ASGIApp
@@ -79,7 +80,8 @@ class HypercornServer(InProcessServer):
             await stop.wait()
 
         app = self._app if self.lifespan else WithoutLifespan(self._app)
-        await hypercorn.asyncio.serve(app, self.config, shutdown_trigger=trigger)
+        # hypercorn's own ASGIFramework type spells out each scope and event; the app is an ASGI app all the same.
+        await hypercorn.asyncio.serve(cast(ASGIFramework, app), self.config, shutdown_trigger=trigger)
 
     def _started(self) -> bool:
         return self._up.is_set()

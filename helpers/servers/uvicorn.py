@@ -56,7 +56,7 @@ class UvicornServer(InProcessServer):
             ws_ping_timeout=self.ping_timeout,
             log_config=None,
             lifespan="on" if self.lifespan else "off",
-            timeout_graceful_shutdown=self.shutdown_timeout,
+            timeout_graceful_shutdown=self.shutdown_timeout,  # type: ignore[arg-type]  # annotated int; awaited as a float
         )
         self.uvicorn = uvicorn.Server(self.config)
         with warnings.catch_warnings():
@@ -83,7 +83,8 @@ class UvicornServer(InProcessServer):
     def _cancelled_handlers(self, at_stop: set[asyncio.Task[Any]]) -> int:
         """uvicorn's own count of the tasks it cancelled, plus those still running (the lab cancels them)."""
         return sum(
-            int(r.args[0]) for r in self.log.records if r.msg == CANCELLED_MESSAGE and isinstance(r.args, tuple)
+            r.args[0] for r in self.log.records
+            if r.msg == CANCELLED_MESSAGE and isinstance(r.args, tuple) and isinstance(r.args[0], int)
         ) + sum(1 for task in at_stop if not task.done())
 
     def connections(self) -> int:

@@ -29,6 +29,8 @@ Departure = Literal["fin", "connected"]
 
 @dataclass(frozen=True)
 class Shutdown:
+    """One worker stopped by SIGINT while clients were connected: how long it took, and what the clients saw."""
+
     server: str
     endpoint: str
     departure: Departure
@@ -94,7 +96,7 @@ def _close_frame(sock: socket.socket, timeout: float) -> str:
             if not chunk:
                 return "no close frame"
             buffer += chunk
-    except socket.timeout:
+    except TimeoutError:
         return "nothing"
     except ConnectionResetError:
         return "no close frame"

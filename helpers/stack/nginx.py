@@ -11,10 +11,10 @@ and starts again on another port if nginx reports that the port was taken in bet
 
 from __future__ import annotations
 
+import grp
 import http.client
 import os
 import pwd
-import grp
 import re
 import secrets
 import shutil

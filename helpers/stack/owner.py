@@ -23,6 +23,8 @@ from helpers.stack.workers import SERVERS, Server, Worker
 
 @dataclass
 class Stack:
+    """A production stack started for a lesson: its workers, and nginx and Redis when it has them."""
+
     workers: list[Worker]
     nginx: Nginx | None = None
     redis: RedisServer | None = None

@@ -39,7 +39,7 @@ TEMP_PREFIX = "lab-stack-"
 @functools.cache
 def _prctl() -> Callable[..., int]:
     libc = ctypes.CDLL(None, use_errno=True)
-    return libc.prctl  # type: ignore[no-any-return]
+    return libc.prctl
 
 
 @functools.cache

