@@ -136,7 +136,18 @@ def lab(args: list[str]) -> int:
     if _is_root() and "--allow-root" not in args:
         print("Running as root (as in a container): passing --allow-root to JupyterLab.", flush=True)
         command.append("--allow-root")
-    return subprocess.run(command, cwd=ROOT).returncode
+    return _run_in_foreground(command)
+
+
+def _run_in_foreground(command: list[str]) -> int:
+    """Run ``command`` until it exits. Ctrl-C reaches it too (same terminal): JupyterLab asks to confirm, then
+    shuts down in its own way, so this waits for it instead of dying with a traceback and killing it."""
+    process = subprocess.Popen(command, cwd=ROOT)
+    while True:
+        try:
+            return process.wait()
+        except KeyboardInterrupt:
+            continue
 
 
 def test(args: list[str]) -> int:
@@ -163,8 +174,9 @@ def clean(args: list[str]) -> int:
     """Remove what the lab made for itself; name what it leaves to other tools."""
     from helpers.timemachine import cache_dir  # standard library only, like this module (a test checks)
 
-    owned = [VENV, cache_dir(), ROOT / "test-artifacts", ROOT / ".pytest_cache", ROOT / ".mypy_cache", ROOT / "build",
-             *ROOT.glob("*.egg-info")]
+    # Only the cache's own subfolder: LAB_CACHE may point at a folder that holds other things too.
+    owned = [VENV, cache_dir() / "stacks", ROOT / "test-artifacts", ROOT / ".pytest_cache", ROOT / ".mypy_cache",
+             ROOT / "build", *ROOT.glob("*.egg-info")]
     freed = 0
     for path in owned:
         if not path.exists():
@@ -176,6 +188,8 @@ def clean(args: list[str]) -> int:
             path.unlink()
         freed += size
         print(f"removed {path} ({_megabytes(size)})")
+    if cache_dir().name == "ws-leak-lab" and cache_dir().is_dir() and not any(cache_dir().iterdir()):
+        cache_dir().rmdir()   # the default cache folder, now empty
     print(f"freed {_megabytes(freed)} in all" if freed else "nothing to remove: no environment and no cache")
     shared = [Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / name for name in ("pip", "matplotlib")]
     kept = [f"{p} ({_megabytes(_size(p))})" for p in shared if p.exists()]

@@ -65,7 +65,7 @@ def test_clean_removes_the_environment_and_the_cache_and_says_how_much_it_freed(
                           env={**{k: v for k, v in os.environ.items() if not k.startswith(("LAB_", "PYTHON"))}, **env})
     assert done.returncode == 0, done.stderr
     assert f"removed {venv} (1.5 MB)" in done.stdout
-    assert f"removed {cache} (2.5 MB)" in done.stdout
+    assert f"removed {cache / 'stacks'} (2.5 MB)" in done.stdout
     assert "freed 4.0 MB in all" in done.stdout
     assert not venv.exists() and not cache.exists()
 
@@ -87,3 +87,19 @@ def test_lab_as_root_passes_allow_root_to_jupyterlab_and_says_so():
     lines = done.stdout.splitlines()  # after a change to pyproject.toml, the install's line comes first
     assert lines[-2] == "Running as root (as in a container): passing --allow-root to JupyterLab."
     assert lines[-1][0].isdigit()  # JupyterLab's version: the extra argument reached it
+
+
+def test_clean_removes_only_the_labs_own_folder_of_a_lab_cache_that_holds_other_things(tmp_path):
+    clone = tmp_path / "clone"
+    (clone / "helpers").mkdir(parents=True)
+    for name in ("__init__.py", "__main__.py", "timemachine.py", "errors.py"):
+        shutil.copy(ROOT / "helpers" / name, clone / "helpers" / name)
+    shared = tmp_path / "my-cache"
+    (shared / "stacks" / "abc").mkdir(parents=True)
+    (shared / "someone-elses").mkdir()
+    env = {"LAB_VENV": str(tmp_path / "venv"), "LAB_CACHE": str(shared)}
+    done = subprocess.run([sys.executable, "-S", "-m", "helpers", "clean"], cwd=clone, capture_output=True, text=True,
+                          env={**{k: v for k, v in os.environ.items() if not k.startswith(("LAB_", "PYTHON"))}, **env})
+    assert done.returncode == 0, done.stderr
+    assert not (shared / "stacks").exists()
+    assert (shared / "someone-elses").is_dir()
