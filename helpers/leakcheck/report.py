@@ -134,7 +134,7 @@ class Run:
         if len(self.reports) > 1:
             lines.append(f"overall: {self.verdict.upper()} ({len(self.reports)} checks in {self.seconds:.1f} s)")
         if first is not None:
-            lines.append(_settings(first.options))
+            lines.append(_settings(first.options, self.servers()))
         lines.append("")
         lines += [r.explained() + "\n" for r in self.reports]
         return "\n".join(lines).rstrip() + "\n"
@@ -163,9 +163,15 @@ class Run:
                 f'failures="{failures}" time="{self.seconds:.2f}">\n' + "\n".join(cases) + "\n</testsuite>\n")
 
 
-def _settings(options: dict[str, Any]) -> str:
+def _settings(options: dict[str, Any], servers: list[str]) -> str:
     ping = options.get("ping_interval"), options.get("ping_timeout")
     pings = "pings off" if ping[0] is None else f"pings every {ping[0]:g} s, {ping[1]:g} s to answer"
+    defaults = {"uvicorn": "uvicorn's own default is 20 s / 20 s", "hypercorn": "hypercorn sends none by default",
+                "granian": "granian has none", "daphne": "daphne's own default is 20 s / 30 s"}
+    known = "; ".join(defaults[s] for s in servers if s in defaults) or defaults["uvicorn"]
+    lifespan = "on" if options.get("lifespan") else "off"
+    if options.get("lifespan") and "daphne" in servers:
+        lifespan += " (daphne runs none)"
     return (f"settings: {options.get('clients')} clients per way, {pings} (the checker's default is 0.5 s / 0.5 s, "
-            f"so silent clients are found fast; uvicorn's own default is 20 s / 20 s), wait up to "
-            f"{options.get('max_wait'):g} s after the clients leave, lifespan {'on' if options.get('lifespan') else 'off'}")
+            f"so silent clients are found fast; {known}), wait up to "
+            f"{options.get('max_wait'):g} s after the clients leave, lifespan {lifespan}")
