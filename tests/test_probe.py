@@ -1,4 +1,3 @@
-import time
 
 from helpers import clients
 from helpers.probe import Probe
@@ -36,12 +35,10 @@ def test_a_sample_counts_connections_extra_tasks_and_file_descriptors():
     assert busy.fds >= idle.fds + 10  # each connection holds a server and a client socket
 
 
-def test_sampling_is_cheap_enough_for_twenty_samples_a_second_with_a_hundred_handlers():
+def test_twenty_samples_in_a_row_each_count_every_one_of_a_hundred_handlers():
+    """What a sample costs is the benchmark's figure (probe: ms per sample per 1,000 live tasks), not a test's."""
     server = serve(endpoints.app)
     probe = Probe(server, endpoints.stuck)
     clients.connect(server.url("/stuck"), 100)
     assert eventually(lambda: probe.alive()["stuck"] == 100)
-    start = time.monotonic()
-    for _ in range(20):
-        probe.sample()
-    assert time.monotonic() - start < 1.0
+    assert [probe.sample().alive["stuck"] for _ in range(20)] == [100] * 20

@@ -84,7 +84,7 @@ def test_stopping_cancels_handlers_that_would_hang_shutdown_and_says_how_many():
     clients.connect(server.url("/stuck"), 3)
     report = server.stop()
     assert report.cancelled_handlers == 3
-    assert report.seconds < 2.0
+    assert not report.stuck   # the stop ended within its own bound, not by giving up
 
 
 def test_stopping_cancels_orphan_tasks_the_app_left_behind():
