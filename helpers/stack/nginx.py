@@ -25,7 +25,7 @@ from functools import cache
 from pathlib import Path
 
 from helpers.errors import LabError
-from helpers.stack.processes import HOST, Child, free_port, temp_dir, wait_for
+from helpers.stack.processes import HOST, Child, OwnedProcess, free_port, temp_dir, wait_for
 
 BIND_ATTEMPTS = 5
 START_TIMEOUT = 10.0
@@ -123,7 +123,7 @@ http {{
 """
 
 
-class Nginx:
+class Nginx(OwnedProcess):
     """A running nginx owned by the lab, proxying ``/`` to ``backends`` (loopback ports).
 
     ``proxy_read_timeout``: how long nginx waits for the backend to send anything before it
@@ -203,19 +203,6 @@ class Nginx:
             return [master.pid, *(p.pid for p in master.children(recursive=True))]
         except psutil.NoSuchProcess:
             return []
-
-    def running(self) -> bool:
-        return self.child.running()
-
-    def stop(self) -> None:
-        self.child.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self) -> Nginx:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         return f"<Nginx {HOST}:{self.port} -> {self.backends} {'running' if self.running() else 'stopped'}>"

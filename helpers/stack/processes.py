@@ -28,6 +28,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Self
 
 from helpers.errors import LabError
 
@@ -143,6 +144,33 @@ def _register(child: Child) -> None:
 
 def _unregister(child: Child) -> None:
     _children.pop(child.pid, None)
+
+
+class OwnedProcess:
+    """A component the lab runs as a ``Child`` with a temporary folder of its own (``dir``).
+
+    Stop it with ``stop()`` or a ``with`` block; subclasses set ``child`` and ``dir`` when they start.
+    """
+
+    child: Child
+    dir: Path
+
+    def running(self) -> bool:
+        return self.child.running()
+
+    def stop(self, timeout: float = 3.0) -> None:
+        """Stop the process (its stop signal, then SIGKILL after ``timeout`` seconds) and remove its files."""
+        self.child.stop(timeout)
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
 
 
 def running_children() -> list[Child]:

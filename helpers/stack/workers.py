@@ -12,7 +12,6 @@ from __future__ import annotations
 import http.client
 import importlib.util
 import os
-import shutil
 import signal
 import sys
 import time
@@ -20,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from helpers.errors import LabError
-from helpers.stack.processes import HOST, Child, bound_socket, temp_dir, wait_for
+from helpers.stack.processes import HOST, Child, OwnedProcess, bound_socket, temp_dir, wait_for
 from helpers.stack.reporter import read_report
 
 Server = Literal["uvicorn", "hypercorn"]
@@ -45,7 +44,7 @@ def _command(server: str, fd: int, *, ping_interval: float | None, ping_timeout:
     return [*argv, "helpers.stack.reporter:from_environment()"]
 
 
-class Worker:
+class Worker(OwnedProcess):
     """One server process serving ``app`` ("module:attribute") on a loopback port.
 
     ``ping_interval``/``ping_timeout``: the server's WebSocket keepalive (None: the server's
@@ -150,9 +149,6 @@ class Worker:
     def pid(self) -> int:
         return self.child.pid
 
-    def running(self) -> bool:
-        return self.child.running()
-
     def shutdown(self, signum: int = signal.SIGINT, timeout: float = 10.0) -> float | None:
         """Ask for a graceful shutdown (Ctrl-C by default); seconds until the process exited, or None."""
         started = time.monotonic()
@@ -163,20 +159,9 @@ class Worker:
     def output(self) -> str:
         return self.child.output()
 
-    def stop(self, timeout: float = 3.0) -> None:
-        """Stop (SIGTERM, then SIGKILL after ``timeout`` seconds) and remove the worker's files."""
-        self.child.stop(timeout)
-        self._cleanup()
-
     def _cleanup(self) -> None:
         self._sock.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self) -> Worker:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+        super()._cleanup()
 
     def __repr__(self) -> str:
         return f"<Worker {self.name} {self.app} on {HOST}:{self.port} pid={self.child.pid} {'running' if self.running() else 'stopped'}>"
