@@ -1,6 +1,7 @@
 """Inside each worker process: the app, wrapped so that the worker can say what is alive in it.
 
-Standard library only (it runs in the server's interpreter, which needs nothing of the lab).
+Standard library only, with the lab's own standard-library await-chain walk (``helpers.awaitchain``):
+it runs in the server's interpreter, which imports it as ``helpers.stack.reporter``.
 The server imports the factory, which reads three environment variables:
 
 * ``LAB_APP``: the real app, ``"module:attribute"``;
@@ -30,21 +31,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-MAX_DEPTH = 200
+from helpers.awaitchain import chain_codes
+
 ON_LOOP_TIMEOUT = 0.5
-
-
-def _chain_names(coro: Any) -> list[str]:
-    names: list[str] = []
-    for _ in range(MAX_DEPTH):
-        code = getattr(coro, "cr_code", None) or getattr(coro, "gi_code", None) or getattr(coro, "ag_code", None)
-        if code is None:
-            break
-        names.append(code.co_name)
-        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None) or getattr(coro, "ag_await", None)
-        if coro is None:
-            break
-    return names
 
 
 class Reported:
@@ -113,7 +102,7 @@ class Reported:
             if answer.done():
                 return
             for task in asyncio.all_tasks(loop):
-                names = set(_chain_names(task.get_coro()))
+                names = {code.co_name for code in chain_codes(task.get_coro())}
                 for name in self.watch:
                     counts[name] += name in names
             answer.set_result(counts)
