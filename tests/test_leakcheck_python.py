@@ -4,9 +4,7 @@ Proved on the time machine's two historical stacks and on a current stack of oth
 the lab's (tests/zoo_envs.py; each is installed from the package index once, then cached).
 """
 
-import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -28,10 +26,8 @@ def python_of(name: str) -> str:
 
 
 def run_cli(python: str, *args: str) -> tuple[int, dict]:
-    done = subprocess.run([sys.executable, "-m", "helpers.leakcheck", *args, "--python", python, "--json", "--clients", "2"],
-                          capture_output=True, text=True, timeout=180, cwd=ROOT)
-    assert done.returncode in (0, 1, 3), done.stderr
-    return done.returncode, json.loads(done.stdout)["servers"]["uvicorn"]["endpoints"][0]
+    code, report = zoo_envs.leakcheck_json(python, *args, timeout=180)
+    return code, report["servers"]["uvicorn"]["endpoints"][0]
 
 
 def test_on_uvicorn_0_52_0_the_articles_loop_is_a_zombie_after_fin_and_rst():

@@ -5,7 +5,6 @@ environment of the lab's pins plus every server (tests/zoo_envs.py).
 """
 
 import importlib.util
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -29,10 +28,7 @@ def every_server() -> str:
 
 
 def leakcheck(python: str, *args: str) -> tuple[int, dict]:
-    done = subprocess.run([sys.executable, "-m", "helpers.leakcheck", *args, "--python", python, "--json", "--clients", "2"],
-                          capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert done.returncode in (0, 1, 3), done.stderr
-    return done.returncode, json.loads(done.stdout)
+    return zoo_envs.leakcheck_json(python, *args, timeout=300)
 
 
 def test_the_articles_loop_is_a_leak_on_hypercorn_and_granian_and_noisy_on_uvicorn(every_server):

@@ -3,7 +3,9 @@ stacks, and a current stack on other versions than the lab's pins (built once in
 
 from __future__ import annotations
 
+import json
 import subprocess
+import sys
 import venv
 from pathlib import Path
 
@@ -44,3 +46,11 @@ def every_server() -> Path:
 
 def historical(stack: str) -> Path:
     return timemachine.environment(stack)
+
+
+def leakcheck_json(python: str, *args: str, timeout: float) -> tuple[int, dict]:
+    """The checker's command line with its server side in ``python``: exit status and JSON report."""
+    done = subprocess.run([sys.executable, "-m", "helpers.leakcheck", *args, "--python", python, "--json", "--clients", "2"],
+                          capture_output=True, text=True, timeout=timeout, cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode in (0, 1, 3), done.stderr
+    return done.returncode, json.loads(done.stdout)
