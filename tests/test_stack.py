@@ -106,11 +106,12 @@ def test_nginx_proxies_a_websocket_to_a_lab_server():
         assert len(proxy.processes()) == 2  # a master and one worker
 
 
-def _upgrade(port: int) -> socket.socket:
+def _upgrade(port: int, path: str = "/ws") -> socket.socket:
+    """A raw WebSocket handshake on ``path``: the socket, ready for frames (or for ending its TCP by hand)."""
     sock = socket.create_connection(("127.0.0.1", port))
     key = base64.b64encode(os.urandom(16)).decode()
     sock.sendall(
-        f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
     )
     answer = b""
@@ -171,7 +172,7 @@ def test_uvicorns_app_sees_the_same_close_code_for_a_reset_direct_or_proxied():
     disconnect_codes.clear()
 
     def reset_at(port: int) -> None:
-        sock = _upgrade_path(port, "/receiver")
+        sock = _upgrade(port, "/receiver")
         _reset(sock)
 
     with stack.Nginx([server.port]) as proxy:
@@ -180,20 +181,6 @@ def test_uvicorns_app_sees_the_same_close_code_for_a_reset_direct_or_proxied():
         reset_at(proxy.port)
         assert eventually(lambda: len(disconnect_codes) == 2)
     assert disconnect_codes == [1005, 1005]  # uvicorn's code for "no close frame", whatever ended the TCP
-
-
-def _upgrade_path(port: int, path: str) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", port))
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
-    )
-    answer = b""
-    while b"\r\n\r\n" not in answer:
-        answer += sock.recv(4096)
-    assert b" 101 " in answer.split(b"\r\n")[0]
-    return sock
 
 
 @needs_nginx
@@ -256,7 +243,7 @@ def test_nginx_starts_again_on_another_port_when_its_port_was_taken(monkeypatch)
 def test_each_worker_reports_its_own_handlers():
     lab = stack.start(APP, ["uvicorn", "hypercorn"], nginx=False, watch=["prices"])
     uvicorn_worker, hypercorn_worker = lab.workers
-    clients = [_upgrade_path(port, "/ws/prices") for port in (uvicorn_worker.port, uvicorn_worker.port, hypercorn_worker.port)]
+    clients = [_upgrade(port, "/ws/prices") for port in (uvicorn_worker.port, uvicorn_worker.port, hypercorn_worker.port)]
     assert eventually(lambda: lab.handlers() == {"uvicorn-1": 2, "hypercorn-2": 1, "total": 3})
     reports = lab.reports()
     assert [r["alive"] for r in reports] == [{"prices": 2}, {"prices": 1}]
@@ -268,7 +255,7 @@ def test_each_worker_reports_its_own_handlers():
 @needs_nginx
 def test_nginx_spreads_clients_over_the_workers_of_its_upstream():
     lab = stack.start(APP, ["uvicorn", "hypercorn"])
-    clients = [_upgrade_path(lab.nginx.port, "/ws/echo") for _ in range(4)]
+    clients = [_upgrade(lab.nginx.port, "/ws/echo") for _ in range(4)]
     assert eventually(lambda: lab.handlers() == {"uvicorn-1": 2, "hypercorn-2": 2, "total": 4})
     for client in clients:
         client.close()
@@ -322,7 +309,7 @@ def test_a_stuck_worker_is_stopped_all_the_same():
     lab = stack.start(APP, ["uvicorn"], nginx=False)
     worker = lab.workers[0]
 
-    _reset(_upgrade_path(worker.port, "/ws/prices"))
+    _reset(_upgrade(worker.port, "/ws/prices"))
     assert eventually(lambda: worker.handlers() == 1)
     assert worker.shutdown(signal.SIGINT, timeout=1.0) is None  # uvicorn waits for the handler for ever
     pid = worker.pid
