@@ -109,9 +109,9 @@ class Run:
         later = [e.log_mark for e in self.events if e.t > start.t]
         return self.records[start.log_mark:(later[0] if later else len(self.records))]
 
-    def exception_types(self) -> dict[str, int]:
-        """Exceptions the server logged during the run, by class name."""
-        return dict(exception_types(self.records))
+    def exception_types(self, event: str | Event | None = None) -> dict[str, int]:
+        """Exceptions the server logged, by class name: during the whole run, or in an event's window."""
+        return dict(exception_types(self.records if event is None else self.records_after(event)))
 
     def alive_before(self, name: str, event: str | Event) -> float:
         """The count just before the event (the last sample taken before it)."""
@@ -129,15 +129,6 @@ class Run:
             if t >= start and value <= at_most:
                 return t - start
         return None
-
-    # The names notebooks 01 and 02 used first; kept until they move to the ones above.
-    def ended_after(self, name: str, label_start: str | Event) -> float:
-        """Old name of ``ended_during`` (a count)."""
-        return self.ended_during(name, label_start)
-
-    def settled_after(self, name: str, label_start: str | Event, target: float) -> float | None:
-        """Old name of ``seconds_until`` (seconds)."""
-        return self.seconds_until(name, label_start, target)
 
     def sampling_rate(self) -> float:
         times = self.times()

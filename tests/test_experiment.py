@@ -41,7 +41,7 @@ def test_the_run_shows_handlers_ending_after_their_clients_leave(server):
     run = run_broken(server)
     assert run.peak("get_metrics") == 4
     assert run.final("get_metrics") == 0
-    assert run.ended_after("get_metrics", "4 left") == 4
+    assert run.ended_during("get_metrics", "4 left") == 4
 
 
 def test_leaving_the_experiment_releases_every_client_and_the_sampler(server):
@@ -106,10 +106,11 @@ def test_leave_returns_the_event_it_marked_and_runs_are_queried_by_it(server):
     assert ex.run.seconds_until("get_metrics", left, at_most=0) >= 0
 
 
-def test_the_old_query_names_still_answer_as_the_new_ones(server):
+def test_the_exceptions_logged_can_be_counted_in_one_events_window(server):
     run = run_broken(server)
-    assert run.ended_after("get_metrics", "4 left") == run.ended_during("get_metrics", "4 left")
-    assert run.settled_after("get_metrics", "4 left", 0) == run.seconds_until("get_metrics", "4 left", 0)
+    left = run.event("4 left")
+    assert run.exception_types(left) == run.exception_types() != {}  # the four handlers' errors, logged after it
+    assert run.exception_types(run.event("4 connected")) == {}
 
 
 def test_the_clients_are_released_even_when_the_last_frame_cannot_be_drawn(server, monkeypatch):
