@@ -11,7 +11,7 @@ from websockets.sync.client import connect
 
 from helpers.apps.dashboard import app, get_metrics, metrics, metrics_leaky
 from helpers.browser import CHROMIUM_ARGS, chromium_path, open_and_close_tabs
-from helpers.dashboard import REFUSED, REFUSED_CODE, dashboard_link, kernel_key
+from helpers.dashboard_page import REFUSED, REFUSED_CODE, dashboard_link, kernel_key
 from helpers.probe import Probe
 from helpers.server import serve
 from helpers.waiting import wait_until

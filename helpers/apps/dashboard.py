@@ -6,7 +6,7 @@ import psutil
 from fastapi import FastAPI, WebSocket
 
 from helpers.pattern import run_with_receiver
-from helpers.dashboard import add_dashboard
+from helpers.dashboard_page import add_dashboard
 
 SEND_INTERVAL = 0.2
 
