@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime
+import fcntl
 import hashlib
 import json
 import os
@@ -90,35 +91,47 @@ def is_cached(stack: str) -> bool:
 
 def environment(stack: str) -> Path:
     """The Python of the stack's virtual environment, installing it on first use."""
-    pins = STACKS[stack]
-    home = _home(stack)
-    python = home / "bin" / "python"
-    stamp = home / ".installed"
+    python = _home(stack) / "bin" / "python"
     if is_cached(stack) and python.exists():
         return python
-    venv.EnvBuilder(with_pip=True, clear=True).create(home)
-    try:
-        installed = subprocess.run(
-            [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *pins],
-            capture_output=True, text=True, timeout=INSTALL_TIMEOUT,
-        )
-    except subprocess.TimeoutExpired:
-        raise TimeMachineUnavailable(
-            f"Installing {stack} took longer than {INSTALL_TIMEOUT:.0f} s, so the package index is too slow to reach "
-            "from here today."
-        ) from None
-    if installed.returncode != 0:
-        raise TimeMachineUnavailable(install_failure(stack, installed.stderr))
-    stamp.write_text(" ".join(pins))
+    return build_environment(_home(stack), STACKS[stack], name=stack)
+
+
+def build_environment(home: Path, pins: tuple[str, ...], *, name: str) -> Path:
+    """The Python of a virtual environment at ``home`` holding ``pins``, installed unless it already is.
+
+    One build at a time per folder: two kernels, or two test workers, that ask for the same stack at once
+    take turns, and the second finds it installed.
+    """
+    python, stamp = home / "bin" / "python", home / ".installed"
+    home.parent.mkdir(parents=True, exist_ok=True)
+    with open(home.with_name(home.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if stamp.exists() and stamp.read_text() == " ".join(pins) and python.exists():
+            return python
+        venv.EnvBuilder(with_pip=True, clear=True).create(home)
+        try:
+            installed = subprocess.run(
+                [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *pins],
+                capture_output=True, text=True, timeout=INSTALL_TIMEOUT,
+            )
+        except subprocess.TimeoutExpired:
+            raise TimeMachineUnavailable(
+                f"Installing {name} took longer than {INSTALL_TIMEOUT:.0f} s, so the package index is too slow to reach "
+                "from here today."
+            ) from None
+        if installed.returncode != 0:
+            raise TimeMachineUnavailable(install_failure(name, installed.stderr, pins))
+        stamp.write_text(" ".join(pins))
     return python
 
 
-def install_failure(stack: str, pip_stderr: str) -> str:
+def install_failure(stack: str, pip_stderr: str, pins: tuple[str, ...] | None = None) -> str:
     """One sentence on why pip could not install a stack, in the learner's terms rather than pip's."""
     last = (pip_stderr.strip().splitlines() or ["no output"])[-1].removeprefix("ERROR: ")
     if any(sign in pip_stderr for sign in UNREACHABLE_SIGNS):
         return f"The package index cannot be reached from here, so {stack} cannot be installed (pip said: {last})."
-    return f"Could not install {stack} ({' '.join(STACKS[stack])}): {last}"
+    return f"Could not install {stack} ({' '.join(pins or STACKS[stack])}): {last}"
 
 
 def run(stack: str, backend: str, way: str, observe: float = 1.0) -> StackReport:

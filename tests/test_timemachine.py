@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import fcntl
 import os
 from pathlib import Path
 
@@ -51,6 +53,27 @@ def test_an_install_that_outlasts_its_limit_is_reported_as_unavailable_not_as_a_
     monkeypatch.setattr(timemachine, "INSTALL_TIMEOUT", 0.01)
     with pytest.raises(timemachine.TimeMachineUnavailable, match="took longer than"):
         timemachine.environment(next(iter(timemachine.STACKS)))
+
+
+def test_a_second_request_for_an_environment_being_built_waits_and_then_uses_it(tmp_path: Path):
+    home, pins = tmp_path / "stacks" / "shared", ("fastapi==0.1",)
+    home.mkdir(parents=True)
+    with open(home.with_name("shared.lock"), "w") as lock:   # the first builder holds the lock
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            second = pool.submit(timemachine.build_environment, home, pins, name="shared")
+            assert not second.done() and not _wait(second, 0.3)
+            (home / "bin").mkdir()
+            (home / "bin" / "python").touch()
+            (home / ".installed").write_text(" ".join(pins))   # the first builder finishes
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            assert second.result(timeout=30) == home / "bin" / "python"
+    assert (home / "bin" / "python").stat().st_size == 0   # found installed: nothing was rebuilt
+
+
+def _wait(future: concurrent.futures.Future, seconds: float) -> bool:
+    concurrent.futures.wait([future], timeout=seconds)
+    return future.done()
 
 
 def test_the_results_recorded_with_the_lab_cover_notebook_02s_cases_with_their_date_and_versions():

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import venv
 from pathlib import Path
 
 from helpers import timemachine
@@ -21,17 +20,7 @@ SERVERS = ("fastapi==0.165.0", "starlette==1.10.0", "uvicorn==0.54.0", "websocke
 
 
 def _environment(name: str, pins: tuple[str, ...]) -> Path:
-    home = timemachine.cache_dir() / "stacks" / name
-    python, stamp = home / "bin" / "python", home / ".installed"
-    if stamp.exists() and stamp.read_text() == " ".join(pins) and python.exists():
-        return python
-    venv.EnvBuilder(with_pip=True, clear=True).create(home)
-    done = subprocess.run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *pins],
-                          capture_output=True, text=True, timeout=600)
-    if done.returncode != 0:
-        raise timemachine.TimeMachineUnavailable(f"Could not install {' '.join(pins)}: {done.stderr.strip()[-200:]}")
-    stamp.write_text(" ".join(pins))
-    return python
+    return timemachine.build_environment(timemachine.cache_dir() / "stacks" / name, pins, name=name)
 
 
 def current_other() -> Path:
