@@ -4,6 +4,8 @@ import asyncio
 import functools
 import gc
 import os
+import shutil
+import tempfile
 import threading
 import weakref
 from collections.abc import Callable, Iterator
@@ -14,6 +16,7 @@ import pytest
 from helpers import browser, clients, loopthread
 from helpers.server import stop_current
 from helpers.waiting import wait_until
+from tests.executed import FOLDER_VARIABLE
 
 
 class TaskWatch:
@@ -84,6 +87,24 @@ def _describe_report(context: dict[str, Any]) -> str:
 
 
 TASK_WATCH = TaskWatch()
+
+
+EXECUTED_FOLDER = pytest.StashKey[str]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The run's main process makes the folder of executed notebooks (tests/executed.py); its test workers
+    inherit it through the environment."""
+    if os.environ.get(FOLDER_VARIABLE) is None:
+        folder = tempfile.mkdtemp(prefix="ws-lab-executed-")
+        os.environ[FOLDER_VARIABLE] = config.stash[EXECUTED_FOLDER] = folder
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    folder = config.stash.get(EXECUTED_FOLDER, None)
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+        del os.environ[FOLDER_VARIABLE]
 
 
 @pytest.fixture(scope="session", autouse=True)

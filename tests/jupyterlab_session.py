@@ -7,6 +7,7 @@ on a copy of the notebooks, with jupyter-server-proxy, on 127.0.0.1 only.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import shutil
 import socket
@@ -65,6 +66,12 @@ class BrowserRun:
     """Tracebacks shown under cells that did not raise them (e.g. a server's log arriving during a later cell)."""
 
 
+def _kept_log() -> Path:
+    """Where the JupyterLab log is kept after the run: one per test worker, each of which runs its own."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    return ARTIFACTS / (f"jupyterlab-{worker}.log" if worker else "jupyterlab.log")
+
+
 class JupyterLabSession:
     def __init__(self) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="lab-notebooks-"))
@@ -107,7 +114,7 @@ class JupyterLabSession:
                         return
             except OSError:
                 time.sleep(0.2)
-        raise RuntimeError(f"JupyterLab did not start within {timeout} s; its log is {ARTIFACTS / 'jupyterlab.log'}")
+        raise RuntimeError(f"JupyterLab did not start within {timeout} s; its log is {_kept_log()}")
 
     def authenticated(self, path: str) -> str:
         """The address of ``path`` (relative to the base URL) with the session's token, for a browser."""
@@ -190,5 +197,5 @@ class JupyterLabSession:
             self.process.kill()
             self.process.wait(10)
         self.log.close()
-        shutil.copy(self.root / "jupyterlab.log", ARTIFACTS / "jupyterlab.log")
+        shutil.copy(self.root / "jupyterlab.log", _kept_log())
         shutil.rmtree(self.root, ignore_errors=True)

@@ -16,9 +16,9 @@ from helpers.probe import Probe
 from helpers.server import serve
 from helpers.waiting import wait_until
 from tests.conftest import lab_session, require_browser
+from tests.executed import executed
 from tests.jupyterlab_session import ARTIFACTS, BASE_URL
 from tests.notebook_kernel import NOTEBOOKS, notebook_paths
-from tests.test_notebooks import executed
 
 WITH_LIVE_PLOTS = {"01_predict", "02_reproduce", "03_real_leaks", "04_the_fix", "07_at_scale", "08_browser"}
 
@@ -26,8 +26,9 @@ WITH_LIVE_PLOTS = {"01_predict", "02_reproduce", "03_real_leaks", "04_the_fix", 
 @pytest.mark.parametrize("path", notebook_paths(), ids=lambda p: p.stem)
 def test_jupyterlab_in_chromium_runs_the_notebook_with_no_error_and_its_live_plots_rendered(path: Path):
     require_browser()
-    notebook, _ = executed(path)
-    run = lab_session().last_runs[path.name]
+    done = executed(path)
+    notebook, run = done.notebook, done.browser_run
+    assert run is not None
     assert run.error_cells == 0
     assert run.stray == ()  # what a learner sees under the cells, tracebacks from a server's log included
     errors = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]

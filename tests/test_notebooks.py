@@ -1,7 +1,5 @@
 import ast
-import functools
 import re
-import time
 from pathlib import Path
 
 import nbformat
@@ -10,9 +8,8 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 from traitlets.config import Config
 
-from helpers import browser
 from helpers.apps import dashboard, fixed, leaks, seed
-from tests.conftest import lab_session
+from tests.executed import executed
 from tests.notebook_kernel import NOTEBOOKS, TRANSPORT_ENCRYPTION, code_cells, first_error, notebook_paths
 
 
@@ -22,22 +19,6 @@ def test_there_are_notebooks_to_test():
         "05_servers.ipynb", "06_exercises.ipynb", "06_solutions.ipynb", "07_at_scale.ipynb", "08_browser.ipynb",
         "09_production_deploys.ipynb",
     ]
-
-
-@functools.cache
-def executed(path: Path) -> tuple[nbformat.NotebookNode, float]:
-    """The notebook run top to bottom in a fresh kernel, with its time, once per test session: in JupyterLab
-    in Chromium where a browser is available (always in CI), else headless with nbclient. The time is not
-    asserted (a loaded machine is slow, not wrong): the benchmark prints each notebook's time."""
-    if browser.unavailable_reason() is None:
-        run = lab_session().run_notebook(path.name)
-        if run.failure:
-            pytest.fail(f"In JupyterLab, {path.name} stopped at {run.failure}", pytrace=False)
-        return nbformat.read(run.saved, as_version=4), run.seconds
-    notebook = nbformat.read(path, as_version=4)
-    start = time.monotonic()
-    run_headless(notebook)
-    return notebook, time.monotonic() - start
 
 
 def run_headless(notebook: nbformat.NotebookNode, timeout: float = 300) -> None:
@@ -53,13 +34,13 @@ def run_headless(notebook: nbformat.NotebookNode, timeout: float = 300) -> None:
 
 @pytest.mark.parametrize("path", notebook_paths(), ids=lambda p: p.stem)
 def test_the_notebook_runs_top_to_bottom_in_a_fresh_kernel(path: Path):
-    notebook, _ = executed(path)
+    notebook = executed(path).notebook
     errors = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors
 
 
 def check_outputs(path: Path) -> list[str]:
-    notebook, _ = executed(path)
+    notebook = executed(path).notebook
     return [
         output["data"]["text/markdown"]
         for cell in notebook.cells if cell.cell_type == "code" and cell.source.startswith("check_exercise(")

@@ -26,14 +26,15 @@ import pytest
 from helpers import book
 from helpers.browser import CHROMIUM_ARGS, chromium_path
 from tests.conftest import require_browser
+from tests.executed import executed
 from tests.notebook_kernel import NOTEBOOKS, notebook_paths
 from tests.test_browser import WITH_LIVE_PLOTS
-from tests.test_notebooks import executed
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 ORDER = book.notebook_order()
 # The first test to use the site builds it, and, when this file runs alone, executes every notebook first.
-pytestmark = pytest.mark.timeout(900)
+# One test worker runs them all, so the site is built once.
+pytestmark = [pytest.mark.timeout(900), pytest.mark.xdist_group("site")]
 
 
 def image_outputs(notebook: nbformat.NotebookNode) -> list[bytes]:
@@ -48,7 +49,7 @@ def image_outputs(notebook: nbformat.NotebookNode) -> list[bytes]:
 def executed_notebooks(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("executed")
     for name in ORDER:
-        nbformat.write(executed(NOTEBOOKS / f"{name}.ipynb")[0], folder / f"{name}.ipynb")
+        nbformat.write(executed(NOTEBOOKS / f"{name}.ipynb").notebook, folder / f"{name}.ipynb")
     return folder
 
 

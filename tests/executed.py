@@ -1,0 +1,81 @@
+"""Each notebook executed once per test run, by whichever test (in whichever test worker) asks first.
+
+The notebook tests, the JupyterLab tests and the website's tests all read the same executed notebooks.
+The suite runs in several worker processes (pytest-xdist), so the results are kept on disk, in a folder
+the run's main process creates (``WS_LAB_EXECUTED``, see ``conftest.py``) and removes at the end. A lock
+per notebook makes a second asker wait for the run in progress rather than start another.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from helpers import browser
+from tests.jupyterlab_session import BrowserRun
+
+FOLDER_VARIABLE = "WS_LAB_EXECUTED"
+
+
+@dataclass(frozen=True)
+class Executed:
+    notebook: nbformat.NotebookNode
+    seconds: float
+    """Not asserted (a loaded machine is slow, not wrong): the benchmark prints each notebook's time."""
+    browser_run: BrowserRun | None
+    """What JupyterLab showed, where a browser ran it (always in CI); None for a headless run."""
+
+
+def executed(path: Path) -> Executed:
+    """The notebook run top to bottom in a fresh kernel, once per test run: in JupyterLab in Chromium where
+    a browser is available, else headless with nbclient. A notebook that failed fails every test that asks."""
+    folder = Path(os.environ[FOLDER_VARIABLE])
+    saved, record = folder / path.name, folder / f"{path.stem}.json"
+    with open(folder / f"{path.stem}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not record.exists():
+            _execute(path, saved, record)
+    found = json.loads(record.read_text())
+    if found["failure"]:
+        pytest.fail(found["failure"], pytrace=False)
+    run = found["browser_run"]
+    browser_run = None if run is None else BrowserRun(**{
+        **run, "saved": Path(run["saved"]), "screenshot": Path(run["screenshot"]), "stray": tuple(run["stray"]),
+    })
+    return Executed(nbformat.read(saved, as_version=4), found["seconds"], browser_run)
+
+
+def _execute(path: Path, saved: Path, record: Path) -> None:
+    from tests.conftest import lab_session
+    from tests.test_notebooks import run_headless
+
+    failure, browser_run = None, None
+    if browser.unavailable_reason() is None:
+        browser_run = lab_session().run_notebook(path.name)
+        shutil.copy(browser_run.saved, saved)
+        browser_run = dataclasses.replace(browser_run, saved=saved)
+        seconds = browser_run.seconds
+        if browser_run.failure:
+            failure = f"In JupyterLab, {path.name} stopped at {browser_run.failure}"
+    else:
+        notebook = nbformat.read(path, as_version=4)
+        start = time.monotonic()
+        try:
+            run_headless(notebook)
+        except pytest.fail.Exception as failed:
+            failure = str(failed)
+        seconds = time.monotonic() - start
+        nbformat.write(notebook, saved)
+    run = None if browser_run is None else {
+        **dataclasses.asdict(browser_run), "saved": str(browser_run.saved), "screenshot": str(browser_run.screenshot),
+    }
+    record.write_text(json.dumps({"seconds": seconds, "failure": failure, "browser_run": run}))
