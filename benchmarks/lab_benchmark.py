@@ -44,7 +44,8 @@ CHURN_SESSIONS, CHURN_CONCURRENCY = 2000, 100
 
 def notebook_seconds(path: Path) -> float:
     notebook = nbformat.read(path, as_version=4)
-    client = NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}},
+    client = NotebookClient(notebook, timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": str(NOTEBOOKS)}},
                             config=Config({"KernelManager": {"transport_encryption": TRANSPORT_ENCRYPTION}}))
     start = time.monotonic()
     client.execute()
@@ -97,7 +98,8 @@ def standalone_churn() -> float:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", CHURN_APP, "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        [sys.executable, "-m", "uvicorn", CHURN_APP, "--host", "127.0.0.1", "--port", str(port),
+         "--log-level", "warning"],
         cwd=ROOT,
     )
     try:
@@ -146,12 +148,14 @@ def probe_cost_per_thousand_tasks() -> tuple[float, int]:
 
 
 def leakcheck_times() -> list[tuple[str, str, str, float]]:
-    """(route shape or lesson, endpoint, verdict, seconds) for every endpoint of the checker's tests, default settings."""
+    """(route shape or lesson, endpoint, verdict, seconds) for every endpoint of the checker's tests, default
+    settings."""
     from helpers.leakcheck import check
     from tests.test_leakcheck import ZOO
     from tests.test_leakcheck_shapes import SHAPES
 
-    cases = [("lessons and zoo", app, path) for app, path, _ in ZOO] + [(shape, app, path) for shape, app, path, _ in SHAPES]
+    cases = ([("lessons and zoo", app, path) for app, path, _ in ZOO]
+             + [(shape, app, path) for shape, app, path, _ in SHAPES])
     rows = []
     for shape, app, path in cases:
         with contextlib.redirect_stdout(io.StringIO()):  # what the endpoints print is not a figure
@@ -196,7 +200,8 @@ def print_leakcheck_every_server() -> None:
         with contextlib.redirect_stdout(io.StringIO()):
             result = run(app, [path], servers=servers)
         verdicts = ", ".join(f"{r.server} {r.verdict} ({r.seconds:.1f} s)" for r in result.reports)
-        print(f"leak checker --server all, {app} {path}: {result.verdict} in {result.seconds:.1f} s: {verdicts}", flush=True)
+        print(f"leak checker --server all, {app} {path}: {result.verdict} in {result.seconds:.1f} s: {verdicts}",
+              flush=True)
 
 
 def main() -> None:
@@ -221,7 +226,8 @@ def main() -> None:
     print(f"churn, {CHURN_SESSIONS} sessions, {CHURN_CONCURRENCY} at a time, {CHURN_APP} {CHURN_PATH}:")
     print(f"  in-kernel (server and clients on threads of one process): {spread(inside, 0)} sessions/s")
     print(f"  standalone uvicorn process + separate client process:      {spread(outside, 0)} sessions/s")
-    print(f"  ratio in-kernel / standalone, per pair: {spread([i / o for i, o in zip(inside, outside, strict=True)], 2)}", flush=True)
+    print("  ratio in-kernel / standalone, per pair: "
+          f"{spread([i / o for i, o in zip(inside, outside, strict=True)], 2)}", flush=True)
     probes = [probe_cost_per_thousand_tasks() for _ in range(runs)]
     print(f"probe: {spread([p for p, _ in probes], 2)} ms per sample per 1,000 live tasks "
           f"(measured with {probes[0][1]} tasks)", flush=True)

@@ -35,7 +35,8 @@ def startup_table() -> None:
     print("\n## The stack's start-up\n")
     for _ in range(2):
         lab = stack.start("helpers.apps.production:app", SERVERS, redis=True)
-        print(f"Redis + {' + '.join(SERVERS)} workers + nginx: {lab.startup_seconds:.2f} s, {len(lab.pids())} processes")
+        print(f"Redis + {' + '.join(SERVERS)} workers + nginx: {lab.startup_seconds:.2f} s, "
+              f"{len(lab.pids())} processes")
         started = time.monotonic()
         lab.stop()
         print(f"stopped in {time.monotonic() - started:.2f} s")
@@ -66,7 +67,8 @@ def shutdown_table() -> None:
 
 def redis_table(clients: int = 3) -> None:
     print(f"\n## Redis across workers: {clients} clients per version leave by FIN; then the feed publishes twice\n")
-    print("Each cell: Redis connections (CLIENT LIST) / subscriptions (PUBSUB NUMSUB) / live handlers (the worker's reporter).\n")
+    print("Each cell: Redis connections (CLIENT LIST) / subscriptions (PUBSUB NUMSUB) / live handlers "
+          "(the worker's reporter).\n")
     print(f"| server | version | {' | '.join(STEPS)} | PUBLISH reached |")
     print("|---|---|" + "---|" * len(STEPS) + "---|", flush=True)
     with stack.RedisServer() as redis_server:

@@ -34,7 +34,9 @@ ENDPOINTS: dict[str, tuple[Any, str, Callable[..., Any]]] = {
 }
 
 
-def alive_after_leaving(server: LabServer, watch: dict[str, Callable[..., Any]], way: str, after: float) -> dict[str, int]:
+def alive_after_leaving(
+    server: LabServer, watch: dict[str, Callable[..., Any]], way: str, after: float
+) -> dict[str, int]:
     """Connect N clients to each watched endpoint, let them all leave one way, count ``after`` seconds later."""
     groups = [clients.connect(server.url(ENDPOINTS[label][1]), N) for label in watch]
     deadline = time.monotonic() + 10
@@ -103,13 +105,15 @@ def main() -> None:
 
     if args.skip_silent:
         return
-    print(f"A silent client's handler (the article's loop), each server at its defaults, observed for {args.silent_window:g} s:")
+    print("A silent client's handler (the article's loop), each server at its defaults, "
+          f"observed for {args.silent_window:g} s:")
     for name in SERVERS:
         lifetime, server = silent_lifetime(name, args.silent_window)
         keepalive = f"ping_interval={server.ping_interval}, ping_timeout={server.ping_timeout}"
         if name == "daphne":
             keepalive += f", application_close_timeout={server.application_close_timeout:g}"  # type: ignore[attr-defined]
-        shown = f"{lifetime:6.1f} s" if lifetime is not None else f">= {args.silent_window:g} s (still alive: bounded only by the window)"
+        shown = (f"{lifetime:6.1f} s" if lifetime is not None
+                 else f">= {args.silent_window:g} s (still alive: bounded only by the window)")
         print(f"{name:<10}{server.version:<8} {keepalive:<62} {shown}")
 
 

@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         smallest = min(margins, key=lambda m: m.spare, default=None)
         margin = (f"{smallest.spare:.0%} ({smallest.value:.2f} s, {smallest.kind} {smallest.limit:.2f} s)"
                   if smallest else "no timing assert")
-        print(f"{stem:<18}{len(runs):>5}{passed:>8}{len(runs) - passed:>8}  {margin:<28}{max(r.seconds for r in runs):.1f} s")
+        print(f"{stem:<18}{len(runs):>5}{passed:>8}{len(runs) - passed:>8}  {margin:<28}"
+              f"{max(r.seconds for r in runs):.1f} s")
         for run in runs:
             if run.failure:
                 print(f"    {run.failure}")

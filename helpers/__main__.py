@@ -86,7 +86,8 @@ def _pip_install(*args: str) -> None:
     if UNREACHABLE.search(output) or ("from versions: none" in output and not _reachable(index)):
         raise SetupError(
             f"Could not reach the package index ({index}) to install the lab's pinned packages; "
-            "check the network connection or proxy (pip honours HTTPS_PROXY and PIP_INDEX_URL), then run this command again."
+            "check the network connection or proxy (pip honours HTTPS_PROXY and PIP_INDEX_URL), then run this "
+            "command again."
         )
     sys.stderr.write(output)
     raise SetupError(f"pip could not install the lab's packages into {VENV} (its output is above).")
@@ -116,7 +117,8 @@ def _ensure_environment() -> Path:
 
 
 def binder_link() -> str:
-    origin = subprocess.run(["git", "remote", "get-url", "origin"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    origin = subprocess.run(["git", "remote", "get-url", "origin"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip()
     match = re.search(r"github\.com[:/]([^/]+)/(.+?)(?:\.git)?$", origin)
     if not match:
         return f"No GitHub 'origin' remote found ({origin or 'none'}); the link is https://mybinder.org/v2/gh/OWNER/REPO/HEAD?{BINDER_PATH}"

@@ -6,8 +6,8 @@
 ``python3 -m helpers book`` runs the first form inside the lab's virtual environment. Sphinx reads a
 source tree staged beside the output (``_build/site-src/``): the README as the landing page
 (``index.md``, in the repository's root, so its links still resolve), the instructor guide, the
-licenses and the notebooks, at their paths in the repository, so the Binder paths are the repository's. The configuration is
-``docs/site/conf.py``; the table of contents is the README's table of notebooks, read from it here.
+licenses and the notebooks, at their paths in the repository, so the Binder paths are the repository's. The
+configuration is ``docs/site/conf.py``; the table of contents is the README's table of notebooks, read from it here.
 """
 
 from __future__ import annotations
@@ -63,7 +63,8 @@ class Binder:
 
 def binder() -> Binder:
     """This clone's Binder link (from its ``origin`` remote, else OWNER/REPO), split into its parts."""
-    match = re.search(r"(https://[^/\s]+)/v2/gh/([^/\s]+)/([^/\s]+)/([^/?\s]+)\?urlpath=(lab/tree|tree)/", binder_link())
+    match = re.search(r"(https://[^/\s]+)/v2/gh/([^/\s]+)/([^/\s]+)/([^/?\s]+)\?urlpath=(lab/tree|tree)/",
+                      binder_link())
     if match is None:
         raise LabError(f"Cannot read a Binder link from: {binder_link()}")
     hub, owner, repo, ref, prefix = match.groups()
@@ -109,7 +110,8 @@ def build(out: Path = BUILD / "site", executed: Path | None = None, quiet: bool 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python3 -m helpers book", description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=BUILD / "site", help="where to write the site (default: _build/site)")
+    parser.add_argument("--out", type=Path, default=BUILD / "site",
+                        help="where to write the site (default: _build/site)")
     parser.add_argument("--executed", type=Path, help="a directory of already executed notebooks: do not execute")
     parser.add_argument("--verbose", action="store_true", help="show Sphinx's progress")
     options = parser.parse_args(argv)

@@ -43,7 +43,8 @@ import json, re, sys, nbformat, nbclient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 path = sys.argv[1]
 notebook = nbformat.read(path, as_version=4)
-client = nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": sys.argv[2]}})
+client = nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3",
+                                 resources={"metadata": {"path": sys.argv[2]}})
 try:
     client.execute()
     result = {"status": "passed"}
@@ -126,7 +127,8 @@ def pinned_versions() -> dict[str, str]:
 def _pin(pin: str) -> tuple[str, str]:
     match = re.match(r"([A-Za-z0-9_.\-]+)==(\S+)", pin)
     if match is None:
-        raise ValueError(f"pyproject.toml's dependency {pin!r} is not pinned as NAME==VERSION, which the canary compares.")
+        raise ValueError(f"pyproject.toml's dependency {pin!r} is not pinned as NAME==VERSION, "
+                         "which the canary compares.")
     return match.group(1), match.group(2)
 
 
@@ -170,9 +172,11 @@ def run_notebooks(python: Path, names: list[str]) -> list[Result]:
     results = []
     for name in names:
         print(f"  running notebooks/{name}.ipynb ...", flush=True)
-        run = subprocess.run([python, "-c", NOTEBOOK_RUNNER, str(ROOT / "notebooks" / f"{name}.ipynb"), str(ROOT / "notebooks")],
+        run = subprocess.run([python, "-c", NOTEBOOK_RUNNER, str(ROOT / "notebooks" / f"{name}.ipynb"),
+                              str(ROOT / "notebooks")],
                              capture_output=True, text=True, cwd=ROOT / "notebooks", env=_environment(python))
-        outcome = json.loads(run.stdout.strip().splitlines()[-1]) if run.returncode == 0 and run.stdout.strip() else None
+        outcome = (json.loads(run.stdout.strip().splitlines()[-1])
+                   if run.returncode == 0 and run.stdout.strip() else None)
         results.append(result_from_notebook(name, outcome, run.stderr))
     return results
 
@@ -180,7 +184,8 @@ def run_notebooks(python: Path, names: list[str]) -> list[Result]:
 def run_tests(python: Path, report: Path, selection: list[str]) -> list[Result]:
     report.unlink(missing_ok=True)
     print(f"  running pytest on {len(selection)} file(s) or test(s) ...", flush=True)
-    run = subprocess.run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=", f"--junitxml={report}", *selection],
+    run = subprocess.run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
+                          f"--junitxml={report}", *selection],
                          capture_output=True, text=True, cwd=ROOT, env=_environment(python))
     if not report.exists():
         return [Result(f"pytest {' '.join(selection)}", NOT_RUN, _first_line((run.stdout + run.stderr)[-400:]))]
@@ -188,7 +193,8 @@ def run_tests(python: Path, report: Path, selection: list[str]) -> list[Result]:
 
 
 def run_claims(python: Path, folder: Path, notebooks: list[str], tests: list[str]) -> list[Result]:
-    return (run_notebooks(python, notebooks) if notebooks else []) + (run_tests(python, folder / "junit.xml", tests) if tests else [])
+    return ((run_notebooks(python, notebooks) if notebooks else [])
+            + (run_tests(python, folder / "junit.xml", tests) if tests else []))
 
 
 def _notebook_of(claim: str) -> str | None:
@@ -213,10 +219,13 @@ def against_the_pins(newest: list[Result], on_pins: list[Result]) -> list[Result
 
 def _environment(python: Path) -> dict[str, str]:
     """The canary's interpreter first on PATH, so that kernels started by name run in it."""
-    return {**os.environ, "PATH": f"{python.parent}{os.pathsep}{os.environ.get('PATH', '')}", "VIRTUAL_ENV": str(python.parent.parent)}
+    return {**os.environ, "PATH": f"{python.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            "VIRTUAL_ENV": str(python.parent.parent)}
 
 
-def _on_the_pins(python: Path, folder: Path, results: list[Result], versions: dict[str, tuple[str, str]]) -> list[Result]:
+def _on_the_pins(
+    python: Path, folder: Path, results: list[Result], versions: dict[str, tuple[str, str]]
+) -> list[Result]:
     """The claims that changed, run again with the lab's pins restored (no run when no pinned package moved:
     then the newest releases are the pins, and the first run already is the run on the pins)."""
     changed = [r.claim for r in results if r.status == CHANGED]

@@ -191,7 +191,8 @@ async def _open_one(url: str, number: int, timeout: float, rcvbuf: int | None = 
                                       max_queue=1 if rcvbuf else 16, compression=None if rcvbuf else "deflate")
     except InvalidStatus as error:
         status = error.response.status_code
-        raise LabError(f"The server answered the WebSocket handshake at {url} with HTTP {status}; is that a WebSocket route?") from None
+        raise LabError(f"The server answered the WebSocket handshake at {url} with HTTP {status}; "
+                       "is that a WebSocket route?") from None
     except (ConnectionRefusedError, OSError) as error:
         raise LabError(f"Could not connect to {url}: {error.strerror or error}; is the lab server running?") from None
     except (InvalidHandshake, TimeoutError) as error:
@@ -209,7 +210,8 @@ def _open_many(url: str, n: int, timeout: float, rcvbuf: int | None = None) -> C
     _numbers += n
 
     async def open_all() -> list[Client]:
-        results = await asyncio.gather(*(_open_one(url, first + i, timeout, rcvbuf) for i in range(n)), return_exceptions=True)
+        results = await asyncio.gather(*(_open_one(url, first + i, timeout, rcvbuf) for i in range(n)),
+                                       return_exceptions=True)
         opened = [r for r in results if isinstance(r, Client)]
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:

@@ -165,6 +165,7 @@ def dashboard_link(server: LabServer, ws_path: str = "ws/metrics", page: str = "
     query = f"?ws={ws_path.lstrip('/')}&key={kernel_key()}"
     base = None if direct else _jupyter_base_url()
     if base is not None and _proxy_available():
-        via = "through JupyterHub's jupyter-server-proxy" if "JUPYTERHUB_SERVICE_PREFIX" in os.environ else "through jupyter-server-proxy"
+        via = ("through JupyterHub's jupyter-server-proxy" if "JUPYTERHUB_SERVICE_PREFIX" in os.environ
+               else "through jupyter-server-proxy")
         return DashboardLink(f"{base}proxy/{server.port}{page}{query}", via)
     return DashboardLink(f"http://{HOST}:{server.port}{page}{query}", "directly on this machine")

@@ -108,7 +108,8 @@ class Experiment:
             if _active is self:
                 _active = None
         if self.sampler_error is not None and raise_sampler_error:
-            raise LabError(f"The experiment stopped sampling at {self.run.samples[-1].t if self.run.samples else 0:.2f} s: "
+            raise LabError("The experiment stopped sampling at "
+                           f"{self.run.samples[-1].t if self.run.samples else 0:.2f} s: "
                            f"{self.sampler_error!r} (a gauge or the probe raised).") from self.sampler_error
 
     def _sample_forever(self) -> None:
@@ -148,10 +149,14 @@ class Experiment:
             self.mark(f"{n} connected")
         return group
 
-    def leave(self, group: Client | Iterable[Client], how: Leave, label: str | None = None, *, mark: bool = True) -> Event | None:
-        """Make the clients leave in one way; return the event marked just before they left (None with ``mark=False``)."""
+    def leave(
+        self, group: Client | Iterable[Client], how: Leave, label: str | None = None, *, mark: bool = True
+    ) -> Event | None:
+        """Make the clients leave in one way; return the event marked just before they left
+        (None with ``mark=False``)."""
         chosen = [group] if isinstance(group, Client) else list(group)
-        event = self.mark(label or f"{len(chosen)} left: {how}") if mark else None  # before: the server may react at once
+        # marked before the clients leave: the server may react at once
+        event = self.mark(label or f"{len(chosen)} left: {how}") if mark else None
         lab_clients.leave(chosen, how)
         return event
 
@@ -180,9 +185,11 @@ class Experiment:
         deadline = time.monotonic() + seconds
         while (remaining := deadline - time.monotonic()) > 0:
             if self.sampler_error is not None:
-                raise LabError(f"The experiment stopped sampling: {self.sampler_error!r} (a gauge or the probe raised).") from self.sampler_error
+                raise LabError(f"The experiment stopped sampling: {self.sampler_error!r} "
+                               "(a gauge or the probe raised).") from self.sampler_error
             due = time.monotonic() - self._last_draw >= REDRAW_PERIOD
-            if draw and self.live is not None and due and remaining > self._draw_seconds:  # a frame must not overrun the wait
+            # a frame must not overrun the wait
+            if draw and self.live is not None and due and remaining > self._draw_seconds:
                 self._draw()
             time.sleep(min(remaining, 0.05))
 

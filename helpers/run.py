@@ -51,7 +51,8 @@ class Run:
 
     def snapshot(self) -> Run:
         """A copy that stays still while the sampler thread keeps appending to this run."""
-        return Run(self.title, list(self.watched), list(self.gauges), list(self.samples), list(self.events), list(self.records))
+        return Run(self.title, list(self.watched), list(self.gauges), list(self.samples), list(self.events),
+                   list(self.records))
 
     def times(self) -> list[float]:
         return [s.t for s in self.samples]

@@ -1,9 +1,9 @@
 """Run the seed's endpoint on historical stacks, each in a throwaway virtual environment.
 
 Each stack is installed once from the package index into a cache folder
-(``$LAB_CACHE``, else ``$XDG_CACHE_HOME/ws-leak-lab``, else ``~/.cache/ws-leak-lab``) and reused afterwards. The experiment itself
-(``stack_probe.py``) runs as a subprocess of that environment's Python, so nothing from an old
-stack is ever imported into your kernel.
+(``$LAB_CACHE``, else ``$XDG_CACHE_HOME/ws-leak-lab``, else ``~/.cache/ws-leak-lab``) and reused afterwards.
+The experiment itself (``stack_probe.py``) runs as a subprocess of that environment's Python, so nothing from
+an old stack is ever imported into your kernel.
 
 Where the package index cannot be reached (a classroom with no network), ``environment`` raises
 ``TimeMachineUnavailable`` with that sentence, and ``recorded()`` returns the results of a real
@@ -151,7 +151,8 @@ def run_ways(stack: str, backend: str, ways: list[str], observe: float = 1.0) ->
         raise LabError(f"The probe on {stack}, {backend}, {ways} did not finish within {limit:.0f} s.") from None
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or len(lines) != len(ways):
-        raise LabError(f"The probe failed on {stack}, {backend}, {ways}: {(done.stderr.strip().splitlines() or ['?'])[-1]}")
+        raise LabError(f"The probe failed on {stack}, {backend}, {ways}: "
+                       f"{(done.stderr.strip().splitlines() or ['?'])[-1]}")
     return [StackReport(stack=stack, **json.loads(line)) for line in lines]
 
 
@@ -198,7 +199,8 @@ def recorded(path: Path = RECORDED) -> Recorded:
 def record(cases: list[tuple[str, str, str]], observe: float = 0.6, path: Path = RECORDED) -> Recorded:
     """Run ``cases`` for real and write the results, with today's date and this machine's Python, to ``path``."""
     reports = run_many(cases, observe=observe)
-    result = Recorded(datetime.date.today().isoformat(), platform.python_version(), platform.platform(terse=True), reports)
+    result = Recorded(datetime.date.today().isoformat(), platform.python_version(), platform.platform(terse=True),
+                      reports)
     path.write_text(json.dumps({**asdict(result), "reports": [asdict(r) for r in reports]}, indent=1) + "\n")
     return result
 

@@ -40,7 +40,8 @@ def version_table() -> list[tuple[str, str, str]]:
 
 def mismatches() -> list[str]:
     """Packages installed at another version than the lab pins."""
-    return [f"{name} {have} (pinned {want})" for name, want, have in version_table()[1:] if want != "-" and want != have]
+    return [f"{name} {have} (pinned {want})" for name, want, have in version_table()[1:]
+            if want != "-" and want != have]
 
 
 def show_versions() -> None:

@@ -123,7 +123,8 @@ def release_lab_resources(watch_lab_loops: TaskWatch) -> Iterator[None]:
     stop_current()
     leftovers = watch_lab_loops.leftovers()
     if leftovers:
-        pytest.fail("The test left asyncio tasks behind on the lab's loops:\n  " + "\n  ".join(leftovers), pytrace=False)
+        pytest.fail("The test left asyncio tasks behind on the lab's loops:\n  " + "\n  ".join(leftovers),
+                    pytrace=False)
 
 
 def eventually(condition: Callable[[], bool], timeout: float = 3.0) -> bool:

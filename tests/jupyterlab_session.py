@@ -35,11 +35,14 @@ ALL_PROMPTS_DONE_OR_AN_ERROR = """() => {
   const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
   const prompts = [...panel.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')].map(p => p.textContent.trim());
   const idle = panel.querySelector('.jp-Notebook-ExecutionIndicator[data-status="idle"]') !== null;
-  const failed = panel.querySelector('.jp-CodeCell .jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"] .ansi-red-fg') !== null;
+  const failed = panel.querySelector(
+    '.jp-CodeCell .jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"] .ansi-red-fg') !== null;
   return failed || (idle && prompts.length > 0 && prompts.every(p => /^\\[\\d+\\]:$/.test(p)));
 }"""
 # Tracebacks shown under a cell that are not its error (no red exception name): a log or a thread's report.
-SHOWN_STRAY = """() => [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell')].flatMap((cell, i) => {
+SHOWN_STRAY = """() => [
+  ...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell')
+].flatMap((cell, i) => {
   const line = cell.querySelector('.jp-InputArea-editor .cm-line');
   return [...cell.querySelectorAll('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')]
     .filter(out => !out.querySelector('.ansi-red-fg')
@@ -85,10 +88,12 @@ class JupyterLabSession:
         self.log = open(self.root / "jupyterlab.log", "w")  # noqa: SIM115 - open for the session; close() closes it
         self.process = subprocess.Popen(
             [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", "--ServerApp.ip=127.0.0.1",
-             f"--ServerApp.port={self.port}", f"--ServerApp.base_url={BASE_URL}", f"--IdentityProvider.token={self.token}",
+             f"--ServerApp.port={self.port}", f"--ServerApp.base_url={BASE_URL}",
+             f"--IdentityProvider.token={self.token}",
              f"--KernelManager.transport_encryption={TRANSPORT_ENCRYPTION}",
              "--ServerApp.password=", f"--ServerApp.root_dir={self.root}", "--ServerApp.disable_check_xsrf=True",
-             f"--LabApp.workspaces_dir={self.root / '.workspaces'}", f"--LabApp.user_settings_dir={self.root / '.settings'}",
+             f"--LabApp.workspaces_dir={self.root / '.workspaces'}",
+             f"--LabApp.user_settings_dir={self.root / '.settings'}",
              "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
             stdout=self.log, stderr=subprocess.STDOUT,
         )
@@ -138,7 +143,8 @@ class JupyterLabSession:
         while time.monotonic() < deadline:
             for session in self._api("GET", "api/sessions") or []:  # type: ignore[union-attr]
                 kernel = session.get("kernel") or {}
-                if session.get("path") == name and kernel.get("execution_state") == "idle" and kernel.get("connections", 0) >= 1:
+                if (session.get("path") == name and kernel.get("execution_state") == "idle"
+                        and kernel.get("connections", 0) >= 1):
                     time.sleep(0.5)  # let the page finish its own start-up requests
                     return
             time.sleep(0.2)
@@ -156,7 +162,8 @@ class JupyterLabSession:
             started = time.monotonic()
             page.wait_for_function(ALL_PROMPTS_DONE_OR_AN_ERROR, timeout=timeout * 1000, polling=250)
             seconds = time.monotonic() - started
-            shown_stray = [f"under code cell {e['cell']} ({e['firstLine']!r}): {e['last']}" for e in page.evaluate(SHOWN_STRAY)]
+            shown_stray = [f"under code cell {e['cell']} ({e['firstLine']!r}): {e['last']}"
+                           for e in page.evaluate(SHOWN_STRAY)]
             images = page.eval_on_selector_all(f"{PANEL} .jp-OutputArea-output img", "els => els.length")
             error_cells = page.evaluate(ERROR_CELLS)
             page.keyboard.press("Control+s")
@@ -171,7 +178,8 @@ class JupyterLabSession:
                 page.wait_for_timeout(1000)  # cells outside the viewport are painted on demand
             screenshot = ARTIFACTS / f"jupyterlab-{Path(name).stem}.png"
             page.screenshot(path=str(screenshot))
-            saved = nbformat.read(self.root / name, as_version=4)  # every output JupyterLab showed, under the cell it showed it
+            # every output JupyterLab showed, under the cell it showed it
+            saved = nbformat.read(self.root / name, as_version=4)
             self.last_runs[name] = BrowserRun(
                 seconds, images, error_cells, self.root / name, screenshot, first_error(saved),
                 tuple(dict.fromkeys([*shown_stray, *stray_tracebacks(saved)])),

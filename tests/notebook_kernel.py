@@ -23,7 +23,8 @@ print(json.dumps({
     "kernel_tasks": len(asyncio.all_tasks()),
     "open_clients": clients.open_clients(),
     "lab_server_running": lab_server.current() is not None and lab_server.current().running,
-    "listening": sorted([c.laddr.ip, c.laddr.port] for c in psutil.Process().net_connections("inet") if c.status == "LISTEN"),
+    "listening": sorted([c.laddr.ip, c.laddr.port] for c in psutil.Process().net_connections("inet")
+                        if c.status == "LISTEN"),
 }))
 """
 
@@ -37,7 +38,8 @@ def _numbered_code_cells(notebook: nbformat.NotebookNode) -> Iterator[tuple[int,
 def stray_tracebacks(notebook: nbformat.NotebookNode) -> tuple[str, ...]:
     """Tracebacks printed under a cell without being its error (a server's log, a thread's report)."""
     return tuple(
-        f"under code cell {number} ({first_line!r}): {[line for line in output['text'].splitlines() if line.strip()][-1]}"
+        f"under code cell {number} ({first_line!r}): "
+        f"{[line for line in output['text'].splitlines() if line.strip()][-1]}"
         for number, first_line, outputs in _numbered_code_cells(notebook)
         for output in outputs
         if output.get("output_type") == "stream" and output.get("name") == "stderr"

@@ -43,7 +43,8 @@ def _dashboard_through_proxy(ws_path: str, watched, wait: float) -> tuple[float 
     probe = Probe(server, watched)
     url = lab_session().authenticated(f"proxy/{server.port}/dashboard?ws={ws_path}&key={kernel_key()}")
     assert url.startswith(f"http://127.0.0.1:{lab_session().port}{BASE_URL}proxy/")
-    report = open_and_close_tabs(url, tabs=1, updates=3, screenshot=str(ARTIFACTS / f"dashboard-{ws_path.replace('/', '-')}.png"))
+    report = open_and_close_tabs(url, tabs=1, updates=3,
+                                 screenshot=str(ARTIFACTS / f"dashboard-{ws_path.replace('/', '-')}.png"))
     assert report.updates_seen[0] >= 3
     back_to_baseline = wait_until(lambda: probe.alive()[watched.__name__] == 0, timeout=wait)
     return back_to_baseline, probe.alive()[watched.__name__]
@@ -143,7 +144,9 @@ def test_notebook_07s_robot_counts_only_what_it_added_after_the_learner_has_open
     notebook = nbformat.read(NOTEBOOKS / "08_browser.ipynb", as_version=4)
     robot = next(i for i, c in enumerate(notebook.cells) if c.source.startswith("from helpers.prediction import"))
     notebook.cells.insert(robot, nbformat.v4.new_code_cell("from helpers import browser\n" + LEARNER_STEPS))
-    NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+    NotebookClient(notebook, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
     printed = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
     assert "the learner's tabs left: {'get_metrics': 0, 'metrics': 0, 'metrics_leaky': 2}" in printed
-    assert "handlers added by the robot's 3 tabs per endpoint: {'get_metrics': 0, 'metrics': 0, 'metrics_leaky': 3}" in printed
+    assert ("handlers added by the robot's 3 tabs per endpoint: "
+            "{'get_metrics': 0, 'metrics': 0, 'metrics_leaky': 3}" in printed)

@@ -49,7 +49,8 @@ def test_a_notebook_whose_assert_fails_changed_and_one_whose_kernel_died_could_n
     assert canary.result_from_notebook("01_predict", {"status": "passed"}).status == HOLDS
     failed = canary.result_from_notebook("03_real_leaks", {"status": "failed", "message": "AssertionError: 3 alive"})
     assert (failed.status, failed.detail) == (CHANGED, "AssertionError: 3 alive")
-    assert canary.result_from_notebook("06_at_scale", {"status": "error", "message": "DeadKernelError: x"}).status == NOT_RUN
+    assert canary.result_from_notebook("06_at_scale",
+                                       {"status": "error", "message": "DeadKernelError: x"}).status == NOT_RUN
     crashed = canary.result_from_notebook("07_browser", None, "Traceback ...\nImportError: no nbclient\n")
     assert (crashed.status, crashed.detail) == (NOT_RUN, "ImportError: no nbclient")
 
@@ -81,7 +82,8 @@ def test_the_exit_status_is_0_unchanged_1_changed_2_could_not_run(statuses, code
 def test_the_table_shows_the_versions_tested_against_the_pins_and_one_row_per_claim():
     text = canary.table(canary.results_from_junit(JUNIT), {"uvicorn": ("0.54.0", "0.55.1"), "granian": ("-", "2.8.9")})
     assert "| uvicorn | 0.54.0 | 0.55.1 |" in text and "| granian | - | 2.8.9 |" in text
-    assert "| tests/test_leakcheck.py::test_the_checker_gives_the_right_verdict[seed-loop] | changed | AssertionError:" in text
+    assert ("| tests/test_leakcheck.py::test_the_checker_gives_the_right_verdict[seed-loop] | changed | "
+            "AssertionError:" in text)
     assert text.endswith("1 still holds, 1 changed, 2 could not run")
 
 
@@ -91,10 +93,12 @@ def test_the_pins_are_read_from_pyproject():
 
 
 def test_the_test_selection_names_existing_test_files():
-    assert (canary.ROOT / "tests" / "test_server.py").exists() and (canary.ROOT / "tests" / "test_leakcheck.py").exists()
+    assert ((canary.ROOT / "tests" / "test_server.py").exists()
+            and (canary.ROOT / "tests" / "test_leakcheck.py").exists())
 
 
-@pytest.mark.skipif(os.environ.get("LAB_CANARY") != "1", reason="a real canary run downloads and installs for minutes: LAB_CANARY=1")
+@pytest.mark.skipif(os.environ.get("LAB_CANARY") != "1",
+                    reason="a real canary run downloads and installs for minutes: LAB_CANARY=1")
 def test_a_real_canary_run_reports_the_versions_it_tested_and_a_verdict():
     run = subprocess.run([sys.executable, "-m", "helpers", "canary", "--tests-only"], capture_output=True, text=True,
                          cwd=canary.ROOT, timeout=1200)

@@ -1,4 +1,5 @@
-"""The exercise checks of notebook 06: each rejects the starting code and plausible wrong fixes, and accepts the solution.
+"""The exercise checks of notebook 06: each rejects the starting code and plausible wrong fixes, and accepts the
+solution.
 
 The endpoints come from the notebooks themselves (the ``# EXERCISE n`` cells of 06_exercises and 06_solutions),
 so the tests cannot drift from what learners see. Each wrong fix is written here as the edit a learner might make
@@ -22,7 +23,8 @@ NAMES = {1: "scores", 2: "presence", 3: "typing", 4: "sensor", 5: "classroom", 6
 
 
 def _code_cells(notebook: str) -> list[str]:
-    return [c.source for c in nbformat.read(NOTEBOOKS / f"{notebook}.ipynb", as_version=4).cells if c.cell_type == "code"]
+    return [c.source for c in nbformat.read(NOTEBOOKS / f"{notebook}.ipynb", as_version=4).cells
+            if c.cell_type == "code"]
 
 
 def exercise_cell(n: int, notebook: str = "06_exercises") -> str:

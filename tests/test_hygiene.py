@@ -73,7 +73,8 @@ def test_a_failing_notebook_cell_is_named_by_number_first_line_and_message():
     notebook = nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_markdown_cell("# A lesson"),
         nbformat.v4.new_code_cell("left_behind = 3"),
-        nbformat.v4.new_code_cell("# count what outlived the clients\nassert left_behind == 0, f'{left_behind} left behind'"),
+        nbformat.v4.new_code_cell("# count what outlived the clients\n"
+                                  "assert left_behind == 0, f'{left_behind} left behind'"),
         nbformat.v4.new_code_cell("never_reached = True"),
     ])
     with pytest.raises(pytest.fail.Exception) as failure:

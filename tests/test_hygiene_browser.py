@@ -7,7 +7,8 @@ import nbformat
 from tests.conftest import lab_session, require_browser
 
 LATE_TRACEBACK = '''import sys, threading
-threading.Timer(0.5, lambda: print("Traceback (most recent call last):\\nRuntimeError: late", file=sys.stderr)).start()'''
+threading.Timer(0.5, lambda: print("Traceback (most recent call last):\\nRuntimeError: late",
+                                   file=sys.stderr)).start()'''
 
 
 def _notebook(name: str, *sources: str) -> str:
@@ -20,8 +21,10 @@ def _notebook(name: str, *sources: str) -> str:
 
 def test_a_failing_cell_is_named_without_waiting_for_the_cells_after_it():
     require_browser()
-    name = _notebook("failing.ipynb", "left_behind = 3", "# count\nassert left_behind == 0, f'{left_behind} left behind'",
-                     "import time\ntime.sleep(3600)  # would hold the harness until its timeout if it waited for every prompt")
+    name = _notebook("failing.ipynb", "left_behind = 3",
+                     "# count\nassert left_behind == 0, f'{left_behind} left behind'",
+                     "import time\n"
+                     "time.sleep(3600)  # would hold the harness until its timeout if it waited for every prompt")
     run = lab_session().run_notebook(name)
     assert run.failure == "code cell 2 ('# count') raised AssertionError: 3 left behind"
 

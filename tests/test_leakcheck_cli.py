@@ -72,7 +72,8 @@ def test_several_endpoints_get_one_summary_line_each_then_the_evidence():
 
 def test_all_checks_every_websocket_route_without_path_parameters(tmp_path):
     junit = tmp_path / "leakcheck.xml"
-    done = leakcheck("helpers.apps.fixed:app", "--all", "--clients", "2", "--ways", "fin", "--json", "--junit", str(junit))
+    done = leakcheck("helpers.apps.fixed:app", "--all", "--clients", "2", "--ways", "fin", "--json",
+                     "--junit", str(junit))
     report = json.loads(done.stdout)
     paths = [e["path"] for e in report["servers"]["uvicorn"]["endpoints"]]
     assert done.returncode == 0, done.stderr

@@ -1,4 +1,5 @@
-"""The scripted client (messages, headers, subprotocols, query strings), lifespan, and handlers that never outlive a connection."""
+"""The scripted client (messages, headers, subprotocols, query strings), lifespan, and handlers that never outlive
+a connection."""
 
 import pytest
 

@@ -63,8 +63,9 @@ def test_daphne_always_runs_in_a_process_of_its_own_and_runs_no_lifespan(every_s
 
 
 def test_a_server_missing_from_the_environment_is_a_usage_error():
-    done = subprocess.run([sys.executable, "-m", "helpers.leakcheck", "helpers.apps.seed:app", "/ws/metrics", "--server",
-                           "granian", "--python", str(zoo_envs.historical("late 2023 (uvicorn 0.24.0, starlette 0.27.0)"))],
+    done = subprocess.run([sys.executable, "-m", "helpers.leakcheck", "helpers.apps.seed:app", "/ws/metrics",
+                           "--server", "granian",
+                           "--python", str(zoo_envs.historical("late 2023 (uvicorn 0.24.0, starlette 0.27.0)"))],
                           capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert done.returncode == 2
     assert "The granian server is not installed in this Python" in done.stderr

@@ -68,7 +68,8 @@ def test_exercises_and_solutions_differ_only_in_the_exercise_cells():
     exercises = nbformat.read(NOTEBOOKS / "06_exercises.ipynb", as_version=4).cells
     solutions = nbformat.read(NOTEBOOKS / "06_solutions.ipynb", as_version=4).cells
     assert len(exercises) == len(solutions)
-    differing = [e.source.splitlines()[0] for e, s in zip(exercises[1:], solutions[1:], strict=True) if e.source != s.source]
+    differing = [e.source.splitlines()[0] for e, s in zip(exercises[1:], solutions[1:], strict=True)
+                 if e.source != s.source]
     assert differing == [line for n in range(1, EXERCISES + 1)
                          for line in (f"# EXERCISE {n}", f"#### Exercise {n}: why the fix works")]
 
@@ -96,7 +97,8 @@ def _definition(text: str, name: str) -> str:
 IN_STEP = [
     ("01_predict", seed, name) for name in ("get_metrics", "get_metrics_fixed")
 ] + [
-    ("08_browser", dashboard, name) for name in ("get_metrics", "read_metrics", "push_metrics", "metrics", "metrics_leaky")
+    ("08_browser", dashboard, name)
+    for name in ("get_metrics", "read_metrics", "push_metrics", "metrics", "metrics_leaky")
 ]
 
 

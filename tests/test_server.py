@@ -61,7 +61,8 @@ def test_a_taken_port_is_refused_in_one_sentence():
 
 
 def test_an_unknown_backend_is_refused_with_the_choices():
-    with pytest.raises(LabError, match="Unknown WebSocket backend 'h2'; choose one of websockets-sansio, wsproto, websockets"):
+    with pytest.raises(LabError, match="Unknown WebSocket backend 'h2'; choose one of websockets-sansio, wsproto, "
+                                       "websockets"):
         serve(endpoints.app, ws="h2")
 
 

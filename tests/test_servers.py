@@ -1,4 +1,5 @@
-"""Every server the lab runs (uvicorn, hypercorn, granian in the kernel; daphne beside it), with the lessons' endpoints."""
+"""Every server the lab runs (uvicorn, hypercorn, granian in the kernel; daphne beside it), with the lessons'
+endpoints."""
 
 import os
 import signal
@@ -143,7 +144,8 @@ def test_one_lab_server_at_a_time_whatever_its_kind():
     assert not any(t.name == f"lab-server-{first.port}" for t in threading.enumerate())
     third = serve(seed.app, server="granian")
     assert not second.running
-    assert eventually(lambda: not psutil.pid_exists(second.pid) or psutil.Process(second.pid).status() == psutil.STATUS_ZOMBIE)
+    assert eventually(lambda: not psutil.pid_exists(second.pid)
+                      or psutil.Process(second.pid).status() == psutil.STATUS_ZOMBIE)
     assert current() is third
     for port in (first.port, second.port):
         probe = socket.socket()
@@ -158,7 +160,8 @@ def test_an_unknown_server_is_refused_with_the_choices():
 
 def test_a_server_whose_package_is_missing_is_refused_in_one_sentence(monkeypatch):
     monkeypatch.setitem(SERVERS, "granian", "granian_not_installed")
-    with pytest.raises(LabError, match="The 'granian' server needs the 'granian_not_installed' package, which is not installed"):
+    with pytest.raises(LabError, match="The 'granian' server needs the 'granian_not_installed' package, "
+                                       "which is not installed"):
         serve(seed.app, server="granian")
 
 
@@ -244,7 +247,8 @@ def test_a_keyboard_interrupt_while_daphne_starts_leaves_no_subprocess():
     before = {p.pid for p in psutil.Process().children()}
     with pytest.raises(KeyboardInterrupt), keyboard_interrupt_after(0.2):
         serve(seed.app, server="daphne")
-    assert eventually(lambda: {p.pid for p in psutil.Process().children() if p.status() != psutil.STATUS_ZOMBIE} <= before)
+    assert eventually(lambda: {p.pid for p in psutil.Process().children() if p.status() != psutil.STATUS_ZOMBIE}
+                      <= before)
 
 
 def test_stopping_hypercorn_with_zombies_keeps_asyncios_reports_in_the_log_and_prints_nothing(capfd):
@@ -279,7 +283,8 @@ def test_the_lab_knows_each_servers_own_keepalive_defaults():
     from helpers.servers.uvicorn import UvicornServer
 
     config = uvicorn.Config(seed.app)
-    assert UvicornServer.keepalive_defaults == {"ping_interval": config.ws_ping_interval, "ping_timeout": config.ws_ping_timeout}
+    assert UvicornServer.keepalive_defaults == {"ping_interval": config.ws_ping_interval,
+                                                "ping_timeout": config.ws_ping_timeout}
     assert HypercornServer.keepalive_defaults["ping_interval"] == hypercorn.config.Config().websocket_ping_interval
     assert GranianServer.keepalive_defaults == {"ping_interval": None, "ping_timeout": None}
     # daphne.server installs Twisted's reactor on import: read its defaults in a process of their own.

@@ -14,7 +14,9 @@ ROOT = Path(__file__).resolve().parent.parent
 MISSING = 'raise ModuleNotFoundError("No module named {name!r}", name={name!r})\n'
 
 
-def helpers_command(args: list[str], env: dict[str, str], cwd: Path = ROOT, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def helpers_command(
+    args: list[str], env: dict[str, str], cwd: Path = ROOT, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     clean_env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "PIP_", "LAB_"))}
     return subprocess.run([sys.executable, "-m", "helpers", *args], cwd=cwd, env={**clean_env, **env},
                           capture_output=True, text=True, timeout=timeout)
@@ -30,7 +32,8 @@ def without_module(tmp_path: Path, name: str) -> str:
 
 @pytest.mark.parametrize("module", ["venv", "ensurepip"])
 def test_a_python_without_venv_or_ensurepip_fails_in_one_sentence_naming_the_debian_package(tmp_path, module):
-    done = helpers_command(["test"], {"PYTHONPATH": without_module(tmp_path, module), "LAB_VENV": str(tmp_path / "venv")})
+    done = helpers_command(["test"], {"PYTHONPATH": without_module(tmp_path, module),
+                                      "LAB_VENV": str(tmp_path / "venv")})
     assert done.returncode == 1
     assert done.stdout == ""
     (line,) = done.stderr.splitlines()

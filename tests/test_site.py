@@ -57,7 +57,8 @@ def executed_notebooks(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def site(executed_notebooks: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("book") / "site"
     started = time.monotonic()
-    build = subprocess.run([sys.executable, "-m", "helpers.book", "--executed", str(executed_notebooks), "--out", str(out)],
+    build = subprocess.run([sys.executable, "-m", "helpers.book", "--executed", str(executed_notebooks),
+                            "--out", str(out)],
                            capture_output=True, text=True, timeout=600)
     assert build.returncode == 0, build.stdout + build.stderr
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
@@ -177,7 +178,9 @@ def visited(served: str) -> tuple[dict[str, PageSeen], int]:
 
 
 @pytest.mark.parametrize("name", ORDER)
-def test_the_page_loads_and_shows_every_plot_of_the_executed_notebook_decoded(name: str, visited, executed_notebooks: Path):
+def test_the_page_loads_and_shows_every_plot_of_the_executed_notebook_decoded(
+    name: str, visited, executed_notebooks: Path
+):
     assert name in visited[0], f"following the next links from the landing page never reached {name}"
     page = visited[0][name]
     assert page.status == 200 and page.title
@@ -192,7 +195,8 @@ def test_previous_and_next_lead_to_the_neighbours_in_the_readme_order(name: str,
     page = visited[0][name]
     index = ORDER.index(name)
     expected_previous = f"{served}notebooks/{ORDER[index - 1]}.html" if index else f"{served}index.html"
-    expected_next = f"{served}notebooks/{ORDER[index + 1]}.html" if index + 1 < len(ORDER) else f"{served}docs/instructor_guide.html"
+    expected_next = (f"{served}notebooks/{ORDER[index + 1]}.html" if index + 1 < len(ORDER)
+                     else f"{served}docs/instructor_guide.html")
     assert page.previous == expected_previous
     assert page.next == expected_next
 

@@ -243,7 +243,8 @@ def test_nginx_starts_again_on_another_port_when_its_port_was_taken(monkeypatch)
 def test_each_worker_reports_its_own_handlers():
     lab = stack.start(APP, ["uvicorn", "hypercorn"], nginx=False, watch=["prices"])
     uvicorn_worker, hypercorn_worker = lab.workers
-    clients = [_upgrade(port, "/ws/prices") for port in (uvicorn_worker.port, uvicorn_worker.port, hypercorn_worker.port)]
+    clients = [_upgrade(port, "/ws/prices")
+               for port in (uvicorn_worker.port, uvicorn_worker.port, hypercorn_worker.port)]
     assert eventually(lambda: lab.handlers() == {"uvicorn-1": 2, "hypercorn-2": 1, "total": 3})
     reports = lab.reports()
     assert [r["alive"] for r in reports] == [{"prices": 2}, {"prices": 1}]

@@ -28,7 +28,8 @@ def _gone(pid: int) -> bool:
         return True
 
 
-@pytest.mark.skipif(not nginx_module.available() and not os.environ.get("CI"), reason="nginx is not installed (CI installs it)")
+@pytest.mark.skipif(not nginx_module.available() and not os.environ.get("CI"),
+                    reason="nginx is not installed (CI installs it)")
 def test_no_nginx_redis_or_worker_process_survives_a_sigkilled_kernel():
     with kernel() as k:
         started = json.loads(k.run_ok(START_STACK, timeout=120).strip().splitlines()[-1])

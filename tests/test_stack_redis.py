@@ -22,7 +22,9 @@ def rows(server: str, redis_server: RedisServer) -> dict[str, dict[str, Left]]:
     return {row.version: row.steps for row in measure_departures(server, redis_server)}  # type: ignore[arg-type]
 
 
-def test_on_uvicorn_a_departed_subscriber_stays_until_the_next_publish_and_without_finally_its_redis_side_stays(redis_server):
+def test_on_uvicorn_a_departed_subscriber_stays_until_the_next_publish_and_without_finally_its_redis_side_stays(
+    redis_server
+):
     steps = rows("uvicorn", redis_server)
     assert steps["finally"]["left"] == ONE_EACH and steps["finally"]["after publish 1"] == NONE
     assert steps["bare"]["left"] == ONE_EACH and steps["bare"]["after publish 1"] == Left(3, 3, 0)

@@ -42,7 +42,8 @@ def test_with_no_package_index_the_time_machine_says_the_index_cannot_be_reached
 
 def test_an_install_failure_with_a_reachable_index_names_the_pins_not_the_network():
     stack = next(iter(timemachine.STACKS))
-    message = timemachine.install_failure(stack, "ERROR: Cannot install fastapi because these package versions have conflicting dependencies.")
+    message = timemachine.install_failure(stack, "ERROR: Cannot install fastapi because these package versions "
+                                                 "have conflicting dependencies.")
     assert message.startswith(f"Could not install {stack}") and "fastapi==" in message
     assert "index cannot be reached" not in message
 
@@ -87,7 +88,8 @@ def test_the_results_recorded_with_the_lab_cover_notebook_02s_cases_with_their_d
 
 def test_notebook_02_runs_with_no_package_index_and_labels_the_history_as_recorded(no_package_index: Path):
     notebook = nbformat.read(NOTEBOOKS / "02_reproduce.ipynb", as_version=4)
-    NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+    NotebookClient(notebook, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
     printed = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
     assert "The package index cannot be reached from here" in printed
     assert "Results RECORDED with the lab on" in printed

@@ -39,7 +39,8 @@ def historical(stack: str) -> Path:
 
 def leakcheck_json(python: str, *args: str, timeout: float) -> tuple[int, dict]:
     """The checker's command line with its server side in ``python``: exit status and JSON report."""
-    done = subprocess.run([sys.executable, "-m", "helpers.leakcheck", *args, "--python", python, "--json", "--clients", "2"],
+    done = subprocess.run([sys.executable, "-m", "helpers.leakcheck", *args, "--python", python, "--json",
+                           "--clients", "2"],
                           capture_output=True, text=True, timeout=timeout, cwd=Path(__file__).resolve().parents[1])
     assert done.returncode in (0, 1, 3), done.stderr
     return done.returncode, json.loads(done.stdout)

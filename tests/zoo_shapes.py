@@ -106,7 +106,8 @@ def require_auth(websocket: WebSocket) -> str:
 
 @app.websocket("/private")
 async def private(websocket: WebSocket, user: str = Depends(require_auth)):
-    await websocket.accept(subprotocol=websocket.scope.get("subprotocols", [None])[0] if websocket.scope.get("subprotocols") else None)
+    await websocket.accept(subprotocol=websocket.scope.get("subprotocols", [None])[0]
+                           if websocket.scope.get("subprotocols") else None)
     async for text in websocket.iter_text():
         await websocket.send_text(f"{user}: {text}")
 

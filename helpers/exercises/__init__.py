@@ -72,7 +72,8 @@ def check_exercise(
     registries = dict(registries or {})
     for label, registry in registries.items():
         if not isinstance(registry, Sized):
-            raise LabError(f"Registry {label!r} should be a container with a size (a set, a dict, a list), not {type(registry).__name__}.")
+            raise LabError(f"Registry {label!r} should be a container with a size (a set, a dict, a list), "
+                           f"not {type(registry).__name__}.")
     source = _source_of(app, path)
     sizes_before = {label: len(r) for label, r in registries.items()}
     printed = io.StringIO()

@@ -50,13 +50,17 @@ def leak_problems(reports: list[Report]) -> list[Problem]:
             by = f"After {evidence.clients} clients left by {way.upper()}"
             orphans = evidence.tasks_alive - evidence.handlers_alive
             if evidence.handlers_alive:
-                problems.append(Problem("handlers", f"{by}: {evidence.handlers_alive} of {evidence.clients} handlers still running."))
+                problems.append(Problem("handlers", f"{by}: {evidence.handlers_alive} of {evidence.clients} "
+                                                    "handlers still running."))
             if orphans > 0:
-                after = "besides the handlers still running" if evidence.handlers_alive else "after their handlers ended"
-                problems.append(Problem("tasks", f"{by}: {count(orphans, 'task')} started by the handlers still pending, {after}."))
+                after = ("besides the handlers still running" if evidence.handlers_alive
+                         else "after their handlers ended")
+                problems.append(Problem("tasks", f"{by}: {count(orphans, 'task')} started by the handlers "
+                                                 f"still pending, {after}."))
             if evidence.websockets_referenced and evidence.tasks_alive <= 0:
-                problems.append(Problem("registry", f"{by}: {count(evidence.websockets_referenced, 'WebSocket object')} "
-                                                    "still referenced after their handlers ended (a registry keeps them)."))
+                problems.append(Problem("registry",
+                                        f"{by}: {count(evidence.websockets_referenced, 'WebSocket object')} "
+                                        "still referenced after their handlers ended (a registry keeps them)."))
             for name, n in evidence.unhandled_exceptions.items():
                 kind = "tasks" if "nobody awaited" in name else "noisy"
                 problems.append(Problem(kind, f"{by}: unhandled exception logged {n} x: {name}."))
@@ -77,38 +81,43 @@ def registry_growth(before: Mapping[str, int], registries: Mapping[str, Sized]) 
 # Feedback.
 
 HINTS: dict[str, str] = {
-    "refused": "A WebSocket endpoint must `await websocket.accept()` before it sends or receives; the fix keeps the accept.",
+    "refused": "A WebSocket endpoint must `await websocket.accept()` before it sends or receives; the fix keeps "
+               "the accept.",
     "closed": "The handler ended (or closed the socket) while its client was still there. A handler's life must be the "
-              "connection's life: `run_with_receiver` returns exactly when the client leaves (notebook 04, 'The pattern').",
+              "connection's life: `run_with_receiver` returns exactly when the client leaves (notebook 04, "
+              "'The pattern').",
     "missing": "The fix must keep the endpoint's job: compare it with the story above, and keep every message the "
                "original sent (the pattern runs them as senders: `run_with_receiver(websocket, sender(...))`).",
     "wrong": "The endpoint answers, but not what its story promises: compare the message above with the story.",
-    "pings": "A handler that never receives leaves its client's messages unread, and uvicorn (websockets-sansio, wsproto) "
-             "then stops reading the connection: the client's pongs go unseen and the ping timeout closes a healthy "
-             "client (notebook 04, 'The push-only pitfall'). Keep a receive running: `run_with_receiver`, with "
-             "`on_message=` if the messages matter.",
+    "pings": "A handler that never receives leaves its client's messages unread, and uvicorn (websockets-sansio, "
+             "wsproto) then stops reading the connection: the client's pongs go unseen and the ping timeout closes "
+             "a healthy client (notebook 04, 'The push-only pitfall'). Keep a receive running: `run_with_receiver`, "
+             "with `on_message=` if the messages matter.",
     "speaker": "A send to a member who has just left raises inside the speaker's handler, so one departure ends "
-               "the speaker's connection. A broadcast must drop the members that fail and carry on: `broadcast(registry, "
-               "text)` from notebook 04 does it.",
+               "the speaker's connection. A broadcast must drop the members that fail and carry on: "
+               "`broadcast(registry, text)` from notebook 04 does it.",
     "stalled": "A send to a member who does not read waits once that member's buffers are full, and every member after "
                "it waits too. Send to all members at once, with a time limit each, dropping those that do not keep up: "
                "`broadcast` from notebook 04.",
     "handlers": "A handler still running after its client left is waiting on something that is not a receive (a queue, "
                 "a sleep), or it caught the disconnect and carried on. Only a receive tells a handler at once that its "
-                "client left (notebook 03, 'Waiting on a feed'; 'Catching the disconnect and carrying on'). Keep a receive "
-                "running next to whatever sends, and let a failed send end the handler: `run_with_receiver` from notebook 04 does both.",
+                "client left (notebook 03, 'Waiting on a feed'; 'Catching the disconnect and carrying on'). Keep a "
+                "receive running next to whatever sends, and let a failed send end the handler: `run_with_receiver` "
+                "from notebook 04 does both.",
     "tasks": "A task started with `create_task` is not tied to the handler that started it (notebook 03, 'An orphaned "
-             "task'): it outlives it. Run it in a task group with the receive (`run_with_receiver`), or cancel it in `finally`.",
+             "task'): it outlives it. Run it in a task group with the receive (`run_with_receiver`), or cancel it in "
+             "`finally`.",
     "registry": "Cleanup must run however the handler ends: `iter_text()` ends quietly when the client leaves, so an "
                 "`except WebSocketDisconnect` around it never fires (notebook 03, 'A registry without finally'). "
                 "Unregister in `finally`.",
-    "noisy": "Your handler ends by an exception nobody handles when the client leaves. A second send after a failed one "
-             "raises Starlette's `WebSocketDisconnected`, which `except WebSocketDisconnect` does not catch (notebook 04, "
-             "'The article's fix, mechanism by mechanism'). Stop sending once the client is gone: `run_with_receiver` "
-             "does, and treats the departure as the normal end.",
+    "noisy": "Your handler ends by an exception nobody handles when the client leaves. A second send after a failed "
+             "one raises Starlette's `WebSocketDisconnected`, which `except WebSocketDisconnect` does not catch "
+             "(notebook 04, 'The article's fix, mechanism by mechanism'). Stop sending once the client is gone: "
+             "`run_with_receiver` does, and treats the departure as the normal end.",
     "noisy-other": "A departure ends your handler with an exception that nothing handles (its name is above). Let the "
                    "departure be the normal end: `run_with_receiver` ends the senders when the client leaves, and "
-                   "`client_gone(error)` tells the errors of a departed client from real failures (notebook 04, 'The pattern').",
+                   "`client_gone(error)` tells the errors of a departed client from real failures (notebook 04, "
+                   "'The pattern').",
 }
 
 WHY_AN_EXCEPT_CHANGES_NOTHING: dict[str, str] = {
@@ -141,17 +150,20 @@ def unchanged(last: tuple[str, list[str]] | None, message: str, source: list[str
 
 
 def compose(problems: list[Problem], done: list[str], ways: str, leaked: bool) -> tuple[str, str]:
-    job_failed = any(p.kind in ("refused", "closed", "missing", "wrong", "pings", "speaker", "stalled") for p in problems)
+    job_failed = any(p.kind in ("refused", "closed", "missing", "wrong", "pings", "speaker", "stalled")
+                     for p in problems)
     noisy_only = problems and all(p.kind == "noisy" for p in problems)
     if not problems:
         return "clean", (f"Passed: the endpoint did its job ({'; '.join(done)}), and nothing outlived its clients "
                          f"when they left ({ways}).")
     if job_failed:
         verdict = "broken"
-        head = "Not yet: the endpoint does not do what its story promises" + (", and something outlived its clients." if leaked else ".")
+        head = ("Not yet: the endpoint does not do what its story promises"
+                + (", and something outlived its clients." if leaked else "."))
     elif noisy_only:
         verdict = "noisy"
-        head = "Almost: the endpoint does its job and nothing outlives its clients, but a departure ends in an unhandled exception."
+        head = ("Almost: the endpoint does its job and nothing outlives its clients, but a departure ends in an "
+                "unhandled exception.")
     else:
         verdict = "leak"
         head = "Not yet: the endpoint does its job, but something outlived its clients."

@@ -143,8 +143,9 @@ def _connect(server: LabServer, path: str, n: int, who: str) -> list[Client]:
         if status is None:
             raise Refused(Problem("refused", f"The {who} could not connect: {error}")) from None
         how = "closed the connection" if status.group(1) == "403" else "returned (or failed)"
-        raise Refused(Problem("refused", f"The server answered the {who}'s WebSocket handshake with HTTP {status.group(1)}: "
-                                         f"the endpoint {how} without accepting the connection.")) from None
+        raise Refused(Problem("refused", f"The server answered the {who}'s WebSocket handshake with HTTP "
+                                         f"{status.group(1)}: the endpoint {how} without accepting the "
+                                         "connection.")) from None
 
 
 def _open(server: LabServer, path: str, n: int, who: str) -> list[_Listener]:
@@ -154,8 +155,9 @@ def _open(server: LabServer, path: str, n: int, who: str) -> list[_Listener]:
     time.sleep(0.1)
     for listener in listeners:
         if listener.client.closed_by_server:
-            raise Refused(Problem("closed", f"The server closed a {who}'s connection right after accepting it (close code "
-                                             f"{listener.client.close_code}), before it could do anything."))
+            raise Refused(Problem("closed", f"The server closed a {who}'s connection right after accepting it "
+                                             f"(close code {listener.client.close_code}), before it could do "
+                                             "anything."))
     return listeners
 
 
@@ -191,8 +193,9 @@ def _job_scores(job: Job) -> list[Problem]:
         viewer.got(1)
         if viewer.json(0) != goal:
             problems.append((viewer.problem if not viewer.texts else lambda t: Problem("wrong", t))(
-                                    f"Viewer {number} expected the goal {_shown(goal)} within {JOB_WAIT:.0f} s after it was "
-                                    f"published; it {viewer.state()}" + (f", first {_shown(viewer.json(0))}" if viewer.texts else "") + "."))
+                                    f"Viewer {number} expected the goal {_shown(goal)} within {JOB_WAIT:.0f} s "
+                                    f"after it was published; it {viewer.state()}"
+                                    + (f", first {_shown(viewer.json(0))}" if viewer.texts else "") + "."))
     if not problems:
         job.done.append(f"both viewers received the goal {_shown(goal)}")
     return problems
@@ -215,8 +218,8 @@ def _job_presence(job: Job) -> list[Problem]:
         if count != expected:
             when = "with two colleagues online" if expected == 2 else "after the other colleague had left"
             return [(alice.problem if answer is None else lambda t: Problem("wrong", t))(
-                            f"Asked {when}, a colleague expected {_shown({'online': expected})} and got {_shown(answer)}; "
-                            f"it {alice.state()}.")]
+                            f"Asked {when}, a colleague expected {_shown({'online': expected})} "
+                            f"and got {_shown(answer)}; it {alice.state()}.")]
     job.done.append("the online count went from 2 to 1 when a colleague left")
     return []
 
@@ -233,10 +236,12 @@ def _job_typing(job: Job) -> list[Problem]:
     wait_until(lambda: pulsed() and echo in writer.parsed(), JOB_WAIT)
     seen = writer.parsed()
     problems = []
-    for expected, what, found in ((pulse, "the pulse", pulsed()), (echo, "the echo of its keystroke 'h'", echo in seen)):
+    for expected, what, found in ((pulse, "the pulse", pulsed()),
+                                  (echo, "the echo of its keystroke 'h'", echo in seen)):
         if not found:
             problems.append(writer.problem(f"A writer expected {what}, {_shown(expected)}, within {JOB_WAIT:.0f} s; "
-                                               f"it {writer.state()}" + (f": {', '.join(map(_shown, seen))}" if seen else "") + "."))
+                                               f"it {writer.state()}"
+                                               + (f": {', '.join(map(_shown, seen))}" if seen else "") + "."))
     if not problems:
         job.done.append("a writer got the pulse and the echo of its keystroke")
     return problems
@@ -247,11 +252,12 @@ def _job_sensor(job: Job) -> list[Problem]:
     (visitor,) = _open(job.server, job.path, 1, "visitor")
     wanted = 5
     visitor.got(wanted, JOB_WAIT + 1.0)
-    readings = [r for r in (visitor.json(i) for i in range(len(visitor.texts))) if isinstance(r, dict) and "temperature" in r]
+    readings = [r for r in (visitor.json(i) for i in range(len(visitor.texts)))
+                if isinstance(r, dict) and "temperature" in r]
     if len(readings) < wanted:
-        return [visitor.problem(f"A visitor expected at least {wanted} readings ({_shown({'temperature': 21.5})}) within "
-                                   f"{JOB_WAIT + 1:.0f} s (the stream promises 20 a second); it {visitor.state()}, "
-                                   f"{count(len(readings), 'reading')}.")]
+        return [visitor.problem(f"A visitor expected at least {wanted} readings ({_shown({'temperature': 21.5})}) "
+                                   f"within {JOB_WAIT + 1:.0f} s (the stream promises 20 a second); "
+                                   f"it {visitor.state()}, {count(len(readings), 'reading')}.")]
     job.done.append(f"a visitor received {len(readings)} readings")
     return []
 
@@ -274,8 +280,9 @@ def _job_classroom(job: Job) -> list[Problem]:
     time.sleep(0.1)
     problems = []
     if speaker.client.closed_by_server:
-        problems.append(Problem("speaker", "A member said 'hello' just after two others dropped off: the server then closed the "
-                                           f"speaker's own connection (close code {speaker.client.close_code})."))
+        problems.append(Problem("speaker", "A member said 'hello' just after two others dropped off: the server "
+                                           "then closed the speaker's own connection "
+                                           f"(close code {speaker.client.close_code})."))
     missed = sum("hello" not in s.texts for s in stayers)
     if missed:
         problems.append(Problem("speaker", f"{missed} of the 2 members who stayed never received that 'hello'."))
@@ -298,9 +305,10 @@ def _job_classroom(job: Job) -> list[Problem]:
             pass  # the server stopped reading the sharer: the reception below tells the story
         if not _keeps_up((reader, sharer), sent):
             least = min(len(reader.texts), len(sharer.texts))
-            return [Problem("stalled", f"One member stopped reading while another shared screenshots ({SCREENSHOT_BYTES // 1024} KiB "
-                                       f"each): after {sent} were shared, the members who read had received {least}, and nothing "
-                                       f"more arrived for {STALL_WAIT:.0f} s.")]
+            return [Problem("stalled", f"One member stopped reading while another shared screenshots "
+                                       f"({SCREENSHOT_BYTES // 1024} KiB each): after {sent} were shared, "
+                                       f"the members who read had received {least}, and nothing more arrived "
+                                       f"for {STALL_WAIT:.0f} s.")]
     job.done.append(f"{SCREENSHOTS} screenshots reached the members who read, while one member read nothing")
     return []
 
@@ -320,7 +328,8 @@ def _shrink_send_buffer(server: UvicornServer, client: Client) -> None:
 def _noise(seed: int) -> str:
     """A screenshot-sized text that compression barely shrinks (permessage-deflate is on: random base64 letters)."""
     generator = random.Random(seed)
-    return "".join(generator.choices("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", k=SCREENSHOT_BYTES))
+    return "".join(generator.choices("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
+                                     k=SCREENSHOT_BYTES))
 
 
 def _keeps_up(readers: tuple[_Listener, ...], sent: int) -> bool:
@@ -341,7 +350,8 @@ def _job_logs(job: Job) -> list[Problem]:
     """A healthy reader changes its filter twice and must stay connected through several ping rounds."""
     (reader,) = _open(job.server, job.path, 1, "reader")
     if not reader.got(1):
-        return [reader.problem(f"A reader expected log lines and got none within {JOB_WAIT:.0f} s; it {reader.state()}.")]
+        return [reader.problem(f"A reader expected log lines and got none within {JOB_WAIT:.0f} s; "
+                               f"it {reader.state()}.")]
     reader.send("level=warning")
     said_at = time.monotonic()
     time.sleep(0.1)
@@ -351,8 +361,9 @@ def _job_logs(job: Job) -> list[Problem]:
     wait_until(lambda: reader.client.closed_by_server, window)
     if reader.client.closed_by_server:
         return [Problem("pings", f"A healthy reader that answers every ping sent its filter, and the server closed its "
-                                 f"connection {time.monotonic() - said_at:.1f} s later (close code {reader.client.close_code}; "
-                                 f"pings every {PING_INTERVAL} s, {PING_TIMEOUT} s to answer).")]
+                                 f"connection {time.monotonic() - said_at:.1f} s later "
+                                 f"(close code {reader.client.close_code}; pings every {PING_INTERVAL} s, "
+                                 f"{PING_TIMEOUT} s to answer).")]
     lines = len(reader.texts) - before
     if lines < 3:
         return [reader.problem(f"After sending its filter, a reader expected log lines to keep coming; in "
@@ -379,7 +390,9 @@ EXERCISES: dict[str, _Exercise] = {
 }
 
 
-def run_job(name: str, app: ASGIApp, path: str, publish: Callable[[Any], Coroutine[Any, Any, Any]] | None) -> tuple[list[Problem], list[str]]:
+def run_job(
+    name: str, app: ASGIApp, path: str, publish: Callable[[Any], Coroutine[Any, Any, Any]] | None
+) -> tuple[list[Problem], list[str]]:
     """Serve the app and let exercise ``name``'s normal clients use it: the problems seen, and what worked."""
     exercise = EXERCISES[name]
     interval, timeout = exercise.pings or (20.0, 20.0)

@@ -17,4 +17,6 @@ from helpers.leakcheck.cli import main
 from helpers.leakcheck.evidence import Retention, WayEvidence
 from helpers.leakcheck.report import EXIT_CODES, Report, Run
 
-__all__ = ["EXIT_CODES", "CheckerFailed", "Options", "Report", "Retention", "Run", "WayEvidence", "check", "main", "run"]
+__all__ = [
+    "EXIT_CODES", "CheckerFailed", "Options", "Report", "Retention", "Run", "WayEvidence", "check", "main", "run"
+]

@@ -60,7 +60,8 @@ class UsageError(Exception):
 
 
 def _inner(awaitable: Any) -> Any:
-    inner = getattr(awaitable, "cr_await", None) or getattr(awaitable, "gi_yieldfrom", None) or getattr(awaitable, "ag_await", None)
+    inner = (getattr(awaitable, "cr_await", None) or getattr(awaitable, "gi_yieldfrom", None)
+             or getattr(awaitable, "ag_await", None))
     if inner is not None:
         return inner
     if type(awaitable).__name__ == "coroutine_wrapper":  # what ``coro.__await__()`` returns: a class endpoint
@@ -255,7 +256,8 @@ def _codes_of(endpoint: Any) -> tuple[tuple[CodeType, ...], str, str]:
     code = _coroutine_code(getattr(type(endpoint), "__call__", None))  # noqa: B004 - the method's code, not a test
     if code is not None:
         return (code,), f"{type(endpoint).__qualname__}.__call__", "asgi"
-    raise UsageError(f"Cannot watch {endpoint!r}: it is neither an async function nor an object with an async __call__.")
+    raise UsageError(f"Cannot watch {endpoint!r}: it is neither an async function nor an object with an "
+                     "async __call__.")
 
 
 def resolve(app: Any, path: str) -> Target:
@@ -266,7 +268,8 @@ def resolve(app: Any, path: str) -> Target:
     if router is None:
         inner = innermost_app(app)
         codes, label, _ = _codes_of(inner)
-        return Target(path, label, codes, "asgi", "a plain ASGI app: the checker counts the app's own coroutine, one per connection")
+        return Target(path, label, codes, "asgi",
+                      "a plain ASGI app: the checker counts the app's own coroutine, one per connection")
     if "{" in path:
         raise UsageError(f"Path {path!r} is a route template; give a concrete path, with its parameters filled in.")
     found = _match(list(router.routes), _scope("websocket", path))
@@ -279,7 +282,8 @@ def resolve(app: Any, path: str) -> Target:
         codes, label, kind = _codes_of(found.endpoint)
         return Target(path, label, codes, kind)
     codes, label, _ = _codes_of(innermost_app(found))
-    return Target(path, label, codes, "asgi", "a mounted ASGI app: the checker counts its own coroutine, one per connection")
+    return Target(path, label, codes, "asgi",
+                  "a mounted ASGI app: the checker counts its own coroutine, one per connection")
 
 
 def app_modules(app: Any, targets: list[Target], extra: str | None) -> list[ModuleType]:
@@ -682,7 +686,8 @@ class Agent:
         except UsageError as error:
             return {"error": "usage", "message": str(error)}
         except Exception as error:  # noqa: BLE001 - reported to the lab as the checker's own failure
-            return {"error": "internal", "message": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc()}
+            return {"error": "internal", "message": f"{type(error).__name__}: {error}",
+                    "traceback": traceback.format_exc()}
 
     # Starting.
 
@@ -707,7 +712,8 @@ class Agent:
             self.runner = RUNNERS[server](app, sock, request)
         except ModuleNotFoundError as missing:
             sock.close()
-            raise UsageError(f"The {server} server is not installed in this Python ({sys.executable}): {missing}.") from None
+            raise UsageError(f"The {server} server is not installed in this Python ({sys.executable}): "
+                             f"{missing}.") from None
         self.server_files = tuple(
             os.path.dirname(getattr(sys.modules.get(name), "__file__", "") or "/nonexistent") + os.sep
             for name in (server, "websockets", "wsproto", "h11", "httptools") if sys.modules.get(name)
@@ -719,12 +725,14 @@ class Agent:
         while not self.runner.started():
             if self.serving.done():
                 error = self.serving.exception()
-                message = "; ".join(self.startup_errors) or (f"{type(error).__name__}: {error}" if error else "it exited")
+                message = ("; ".join(self.startup_errors)
+                           or (f"{type(error).__name__}: {error}" if error else "it exited"))
                 self._teardown()
                 raise UsageError(f"The app's startup failed: {message}.")
             if time.monotonic() > deadline:
                 self._teardown()
-                raise UsageError(f"The server did not start within {request.get('startup_timeout', 10.0)} s (a lifespan startup that hangs?).")
+                raise UsageError(f"The server did not start within {request.get('startup_timeout', 10.0)} s "
+                                 "(a lifespan startup that hangs?).")
             time.sleep(0.005)
         asyncio.run_coroutine_threadsafe(self._heartbeat(), self.loop)  # type: ignore[arg-type]
         self.errors.take()
@@ -736,7 +744,8 @@ class Agent:
         return {
             "protocol": PROTOCOL, "port": port, "server": server, "added_wait": self.runner.added_wait,
             "silent_detectable": self.runner.silent_detectable, "notes": list(self.runner.notes),
-            "targets": [t.describe() for t in self.targets.values()], "versions": {**_versions(), **self.runner.versions()},
+            "targets": [t.describe() for t in self.targets.values()],
+            "versions": {**_versions(), **self.runner.versions()},
             "pid": os.getpid(),
         }
 
@@ -916,7 +925,8 @@ class Agent:
         return counts
 
     def _containers(self) -> dict[str, int]:
-        """Sizes of module-level sets, lists, dicts and deques of the app's modules, and of their objects' attributes."""
+        """Sizes of module-level sets, lists, dicts and deques of the app's modules, and of their objects'
+        attributes."""
         import collections
 
         kinds = (set, list, dict, collections.deque, asyncio.Queue)
@@ -937,7 +947,8 @@ class Agent:
                 s = size(value)
                 if s is not None:
                     sizes[f"{own}.{name}"] = s
-                elif not isinstance(value, (type, ModuleType)) and not callable(value) and getattr(type(value), "__module__", None) == own:
+                elif (not isinstance(value, (type, ModuleType)) and not callable(value)
+                      and getattr(type(value), "__module__", None) == own):
                     for attr, inner in list(getattr(value, "__dict__", {}).items()):
                         s = size(inner)
                         if s is not None:

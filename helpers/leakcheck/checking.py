@@ -128,10 +128,12 @@ class Subprocess:
             self.process.stdin.flush()
             line = self.answers.get(timeout=timeout)
         except (BrokenPipeError, queue.Empty) as error:
-            raise CheckerFailed(f"the agent did not answer {message['op']!r} ({type(error).__name__}); {self._tail()}") from None
+            raise CheckerFailed(f"the agent did not answer {message['op']!r} ({type(error).__name__}); "
+                                f"{self._tail()}") from None
         if line is None:
             self.process.wait(2.0)
-            raise CheckerFailed(f"the agent exited with status {self.process.returncode} during {message['op']!r}; {self._tail()}")
+            raise CheckerFailed(f"the agent exited with status {self.process.returncode} during {message['op']!r}; "
+                                f"{self._tail()}")
         return _answered(json.loads(line))
 
     def _tail(self) -> str:
@@ -188,7 +190,8 @@ def _wait(link: Any, path: str, before: set[int], cap: float, least: float, serv
         alive = {**handlers, **tasks, **server}
         if snap["loop_lag"] > FROZEN_AFTER:
             return {"snap": snap, "handlers": handlers, "tasks": tasks, "server": server, "frozen": True, "now": now,
-                    "ended_at": None, "extended": extended, "cpu": _cpu(cpu_from, snap, now), "sleeping": 0, "periodic": 0}
+                    "ended_at": None, "extended": extended, "cpu": _cpu(cpu_from, snap, now), "sleeping": 0,
+                    "periodic": 0}
         ids = frozenset(alive)
         if ids != last_ids:
             last_change, last_ids = now, ids
@@ -329,7 +332,8 @@ def _settle_released(link: Any, path: str, before: set[int]) -> None:
         snap = link.request({"op": "snapshot"})
         if snap["loop_lag"] > FROZEN_AFTER:
             return
-        ids = frozenset(_entries(snap, path, before)) | frozenset(e[0] for e in snap["app_tasks"] + snap["server_tasks"])
+        ids = (frozenset(_entries(snap, path, before))
+               | frozenset(e[0] for e in snap["app_tasks"] + snap["server_tasks"]))
         if ids != last:
             last, quiet_since = ids, time.monotonic()
         elif time.monotonic() - quiet_since >= 0.2:
@@ -348,7 +352,8 @@ def _retention(link: Any, client_loop: LoopThread, url: str, path: str, options:
     for count in (n, 2 * n):
         evidence, snap = _batch(link, client_loop, url, path, count, options, way, added_wait, snap)
         if evidence.frozen or evidence.refused:
-            return Retention(skipped="the rounds could not run (" + ("the loop froze" if evidence.frozen else "refused") + ")")
+            return Retention(skipped="the rounds could not run ("
+                             + ("the loop froze" if evidence.frozen else "refused") + ")")
         sizes.append({**snap["retained"], **snap["containers"]})
     return Retention(sessions=(n, 2 * n), growth=_growth(sizes), rounds=(way.upper(), way.upper()))
 
@@ -448,13 +453,15 @@ def _run_server(app: Any, paths: list[str], all_paths: bool, server: str, option
             ends: list[dict[str, Any]] = []
             for way in options.ways:
                 if frozen:
-                    report.ways[way] = WayEvidence(way=way, clients=options.clients, skipped="the server's loop is frozen")
+                    report.ways[way] = WayEvidence(way=way, clients=options.clients,
+                                                   skipped="the server's loop is frozen")
                     continue
                 if way == "silent" and not started.get("silent_detectable", True):
                     report.ways[way] = WayEvidence(way=way, clients=options.clients,
                                                    skipped=f"{server} cannot notice a silent client (no ping timeout)")
                     continue
-                evidence, last = _batch(link, client_loop, url, path, options.clients, options, way, started["added_wait"], last)
+                evidence, last = _batch(link, client_loop, url, path, options.clients, options, way,
+                                        started["added_wait"], last)
                 report.ways[way] = evidence
                 frozen = evidence.frozen
                 ends.append(last)
@@ -520,7 +527,8 @@ def check(
     options = Options(
         clients=clients, ways=tuple(ways), ws=ws, ping_interval=ping_interval, ping_timeout=ping_timeout,
         max_wait=max_wait, settle=settle, lifespan=lifespan, python=python, rounds=rounds,
-        script=Script(send=tuple(send), headers=tuple(parse_header(h) for h in headers), subprotocols=tuple(subprotocols)),
+        script=Script(send=tuple(send), headers=tuple(parse_header(h) for h in headers),
+                      subprotocols=tuple(subprotocols)),
     )
     return run(app, [path], servers=[server], options=options).reports[0]
 

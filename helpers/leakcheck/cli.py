@@ -37,16 +37,19 @@ def parser() -> argparse.ArgumentParser:
         "and the checker reports what outlived them.",
         epilog="Exit status: 0 clean, 1 leak, 3 noisy, 5 untested, 2 usage error, 4 the checker failed.",
     )
-    p.add_argument("app", help="the app, as MODULE:ATTRIBUTE (e.g. myproject.main:app), imported from the current folder")
+    p.add_argument("app",
+                   help="the app, as MODULE:ATTRIBUTE (e.g. myproject.main:app), imported from the current folder")
     p.add_argument("paths", nargs="*", help="WebSocket paths to check (concrete: /ws/room/1?token=x)")
     p.add_argument("--all", action="store_true", help="every WebSocket route without path parameters")
     p.add_argument("--python", metavar="PATH", help="run the server side in this interpreter (your project's venv); "
                    "it needs only the server package")
-    p.add_argument("--server", default="uvicorn", choices=[*SERVERS, "all"], help="the ASGI server, or all of them (default uvicorn)")
+    p.add_argument("--server", default="uvicorn", choices=[*SERVERS, "all"],
+                   help="the ASGI server, or all of them (default uvicorn)")
     p.add_argument("--ws", choices=BACKENDS, default="auto", help="uvicorn's WebSocket backend (default auto: "
                    "websockets-sansio on uvicorn >= 0.50)")
     p.add_argument("--clients", type=int, default=5, help="clients per way of leaving (default 5)")
-    p.add_argument("--ways", default=",".join(WAYS), help=f"ways of leaving, comma-separated (default {','.join(WAYS)})")
+    p.add_argument("--ways", default=",".join(WAYS),
+                   help=f"ways of leaving, comma-separated (default {','.join(WAYS)})")
     p.add_argument("--max-wait", type=float, default=10.0, help="longest wait, in seconds, for what the clients left "
                    "to end (default 10; the server's own close timeouts and pings are added)")
     p.add_argument("--settle", type=float, default=0.3, help="least wait after the clients leave (default 0.3)")
@@ -56,10 +59,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-rounds", action="store_true", help="skip the two rounds that measure retained state")
     p.add_argument("--send", action="append", default=[], metavar="TEXT", help="a text message each client sends "
                    "after connecting (repeatable, in order)")
-    p.add_argument("--header", action="append", default=[], metavar="'Name: value'", help="a handshake header (repeatable)")
+    p.add_argument("--header", action="append", default=[], metavar="'Name: value'",
+                   help="a handshake header (repeatable)")
     p.add_argument("--subprotocol", action="append", default=[], help="a WebSocket subprotocol to offer (repeatable)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
-    p.add_argument("--junit", metavar="FILE", type=Path, help="also write a JUnit XML report (one test case per endpoint and server)")
+    p.add_argument("--junit", metavar="FILE", type=Path,
+                   help="also write a JUnit XML report (one test case per endpoint and server)")
     return p
 
 

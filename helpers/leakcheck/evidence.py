@@ -120,7 +120,8 @@ class WayEvidence:
             return [f"every handshake was refused ({self.refused}): no handler ran"]
         found = []
         if self.frozen:
-            found.append(f"the server's loop froze: no heartbeat for {self.loop_lag_s:.1f} s (a handler that never yields)")
+            found.append(f"the server's loop froze: no heartbeat for {self.loop_lag_s:.1f} s "
+                         "(a handler that never yields)")
         if self.handlers_alive:
             sleeping = f", {self.sleeping} asleep on a timer due after the wait" if self.sleeping else ""
             if self.periodic:
@@ -137,13 +138,15 @@ class WayEvidence:
             listed = ", ".join(f"{n} x {name}" for name, n in self.unhandled_exceptions.items())
             found.append(f"unhandled exceptions logged: {listed}")
         if not self.leaked and self.ended_after_s is not None and self.ended_after_s >= self.expected_s + 0.5:
-            timer = f", the wait extended {self.waited_for_timers_s:.1f} s for a timer" if self.waited_for_timers_s else ""
+            timer = (f", the wait extended {self.waited_for_timers_s:.1f} s for a timer"
+                     if self.waited_for_timers_s else "")
             found.append(f"slow, not stuck: everything ended after {self.ended_after_s:.1f} s{timer}")
         if self.handlers_started and self.ended_at_once >= self.handlers_started:
             found.append(f"note: all {self.handlers_started} sessions ended before their clients left (the handler "
                          "returned or closed at once): nothing could outlive them")
         elif self.ended_at_once:
-            found.append(f"note: {self.ended_at_once} of {self.handlers_started} sessions ended before their clients left")
+            found.append(f"note: {self.ended_at_once} of {self.handlers_started} sessions ended before their "
+                         "clients left")
         return found
 
 

@@ -63,10 +63,12 @@ class Report:
         extra = ""
         if self.verdict == "clean" and "at_once" in self.kinds():
             extra = " (note: the handler never outlived a connection: it ended or was refused at once)"
-        return f"{self.verdict.upper():<8} {self.path}  {self.endpoint}() on {self.server}, checked in {self.seconds:.1f} s{extra}"
+        return (f"{self.verdict.upper():<8} {self.path}  {self.endpoint}() on {self.server}, "
+                f"checked in {self.seconds:.1f} s{extra}")
 
     def summary(self) -> str:
-        lines = [f"{self.endpoint}() at {self.path} on {self.server}: {self.verdict.upper()} (checked in {self.seconds:.1f} s)"]
+        lines = [(f"{self.endpoint}() at {self.path} on {self.server}: {self.verdict.upper()} "
+                  f"(checked in {self.seconds:.1f} s)")]
         for way, evidence in self.ways.items():
             findings = evidence.findings()
             lines.append(f"  {way:<6} " + ("; ".join(findings) if findings else "nothing outlived the clients"))
@@ -157,7 +159,8 @@ class Run:
             body = ""
             if r.verdict in ("leak", "noisy", "untested"):
                 body = f"<failure message={quoteattr(r.verdict + ': ' + r.path)}>{escape(r.explained())}</failure>"
-            cases.append(f'  <testcase classname="leakcheck.{r.server}" name={name} time="{r.seconds:.2f}">{body}</testcase>')
+            cases.append(f'  <testcase classname="leakcheck.{r.server}" name={name} time="{r.seconds:.2f}">'
+                         f"{body}</testcase>")
         failures = sum(1 for r in self.reports if r.verdict != "clean")
         return (f'<?xml version="1.0" encoding="utf-8"?>\n<testsuite name="leakcheck" tests="{len(self.reports)}" '
                 f'failures="{failures}" time="{self.seconds:.2f}">\n' + "\n".join(cases) + "\n</testsuite>\n")

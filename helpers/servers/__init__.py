@@ -89,8 +89,10 @@ def _start(server: str, app: ASGIApp | str, loaded: ASGIApp, *, ws: Backend, pin
 
         return DaphneServer(
             app, loaded,
-            ping_interval=seconds_or_default("ping_interval", ping_interval, DaphneServer.keepalive_defaults["ping_interval"]),
-            ping_timeout=seconds_or_default("ping_timeout", ping_timeout, DaphneServer.keepalive_defaults["ping_timeout"]),
+            ping_interval=seconds_or_default("ping_interval", ping_interval,
+                                             DaphneServer.keepalive_defaults["ping_interval"]),
+            ping_timeout=seconds_or_default("ping_timeout", ping_timeout,
+                                            DaphneServer.keepalive_defaults["ping_timeout"]),
             shutdown_timeout=shutdown_timeout, port=port, lifespan=lifespan,
             application_close_timeout=application_close_timeout,
         )

@@ -97,7 +97,8 @@ def bind(port: int, *, listen: bool = True) -> socket.socket:
     except OSError as error:
         sock.close()
         if error.errno == errno.EADDRINUSE:
-            raise LabError(f"Port {port} on {HOST} is already in use; pass port=0 to let the system pick a free one.") from None
+            raise LabError(f"Port {port} on {HOST} is already in use; pass port=0 to let the system pick a "
+                           "free one.") from None
         raise LabError(f"Cannot listen on {HOST}:{port}: {error.strerror}.") from None
     if listen:
         sock.listen(128)
@@ -355,7 +356,8 @@ class InProcessServer(LabServer):
         return awaitchain.count_alive(self.tasks(), codes)
 
     def connection_tasks(self) -> set[asyncio.Task[Any]]:
-        """The server's running tasks for its connections (each one's outermost coroutine is ``connection_coroutine``)."""
+        """The server's running tasks for its connections (each one's outermost coroutine is
+        ``connection_coroutine``)."""
         fragment, name = self.connection_coroutine
         found = set()
         for task in self.tasks():

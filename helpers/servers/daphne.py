@@ -95,7 +95,8 @@ class DaphneServer(LabServer):
         if lifespan:
             raise LabError("daphne does not run the ASGI lifespan; pass lifespan=False (the default).")
         if ping_interval is None or ping_timeout is None:
-            raise LabError("daphne always sends pings, so it cannot turn them off: give ping_interval and ping_timeout in seconds.")
+            raise LabError("daphne always sends pings, so it cannot turn them off: give ping_interval and "
+                           "ping_timeout in seconds.")
         self.app = loaded
         self.app_path = app_path(app, loaded)
         self.ping_interval = ping_interval
@@ -173,7 +174,8 @@ class DaphneServer(LabServer):
             answer = future.result(timeout)
         except concurrent.futures.TimeoutError:
             self._pending.pop(number, None)
-            raise LabError(f"daphne's subprocess did not answer within {timeout:.0f} s (is its loop blocked?).") from None
+            raise LabError(f"daphne's subprocess did not answer within {timeout:.0f} s "
+                           "(is its loop blocked?).") from None
         except EOFError:
             raise LabError(f"daphne's subprocess exited: {self._stderr_tail()}") from None
         if "error" in answer:
@@ -283,4 +285,5 @@ def _record(fields: dict[str, Any]) -> logging.LogRecord:
     if fields.get("exc_type"):
         error = stand_in(fields["exc_type"], fields.get("exc_text") or "")
         exc_info = (type(error), error, None)
-    return logging.LogRecord(fields["name"], fields["levelno"], "daphne subprocess", 0, fields["message"], None, exc_info)
+    return logging.LogRecord(fields["name"], fields["levelno"], "daphne subprocess", 0, fields["message"], None,
+                             exc_info)

