@@ -117,8 +117,8 @@ def build_environment(home: Path, pins: tuple[str, ...], *, name: str) -> Path:
             )
         except subprocess.TimeoutExpired:
             raise TimeMachineUnavailable(
-                f"Installing {name} took longer than {INSTALL_TIMEOUT:.0f} s, so the package index is too slow to reach "
-                "from here today."
+                f"Installing {name} took longer than {INSTALL_TIMEOUT:.0f} s, so the package index is too slow to "
+                "reach from here today."
             ) from None
         if installed.returncode != 0:
             raise TimeMachineUnavailable(install_failure(name, installed.stderr, pins))
