@@ -1,11 +1,12 @@
 """A JupyterHub for a class running this lab, with DockerSpawner: one container per participant.
 
-What was and was not run: this file was NOT run here. The machine it was written on has no Docker engine and no
-JupyterHub, so it was checked only as Python (``python -m py_compile``). It follows DockerSpawner's documented
-options (https://jupyterhub-dockerspawner.readthedocs.io/). The lab itself has been run on a one-host JupyterHub
-6.1.1 (configurable-http-proxy, local spawners, two learners) by the project: that is where the shared-loopback
-problem described in docs/instructor_guide.md was found. A container per participant is what avoids it: each
-container has its own network namespace, so one participant's 127.0.0.1 is not another's.
+What was and was not run: this file was NOT run here. The machine it was written on has no Docker engine, so it
+was checked only as Python (``python -m py_compile``). It follows DockerSpawner's documented options
+(https://jupyterhub-dockerspawner.readthedocs.io/). The hub the project did run is one-host:
+docs/jupyterhub_config_one_host.py (JupyterHub 6.1.1, two Unix users, LocalProcessSpawner), where one learner's
+jupyter-server-proxy reached another learner's dashboard port (docs/instructor_guide.md, "JupyterHub", has the
+measurements). A container per participant is what should avoid that, by Docker's documentation: each container has
+its own network namespace, so one participant's 127.0.0.1 is not another's.
 
 Build the participants' image from this repository with repo2docker (it runs binder/postBuild, which installs the
 helpers and builds notebook 02's historical stacks into the image), adding the single-user server the hub starts;
