@@ -8,13 +8,17 @@ Only the learner whose kernel serves the app can open it. On a JupyterHub that r
 host, loopback ports are shared, so another user's proxy can reach this kernel's port. ``add_dashboard``
 therefore puts the app's WebSockets behind a per-kernel key: every WebSocket needs ``key=`` in its
 query string, and the page passes on the one in its own link, which ``dashboard_link`` writes. A
-WebSocket without it is accepted and closed at once with code 1008 (policy violation) and a reason,
-which the page shows. The page itself holds no data and is served to anyone.
+WebSocket without it is accepted, told why in one message (``{"refused": REFUSED}``), and closed with
+code 1008 (policy violation) and the same reason. The page shows the message: behind jupyter-server-proxy
+the close's code and reason do not reach the browser (its ``message_cb`` closes the browser's side with
+``self.close()``, no code), so a close alone would show an unexplained 1005. The page itself holds no
+data and is served to anyone.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import os
 import secrets
 from dataclasses import dataclass
@@ -57,18 +61,20 @@ PAGE = """<!doctype html>
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   const address = scheme + "//" + location.host + folder + (params.get("ws") || "ws/metrics");
   document.getElementById("address").textContent = address;
-  let count = 0;
+  let count = 0, refused = "";
   const socket = new WebSocket(address + "?key=" + encodeURIComponent(params.get("key") || ""));
   socket.onopen = () => { document.getElementById("status").textContent = "live"; };
   socket.onmessage = (event) => {
     const metrics = JSON.parse(event.data);
+    if (metrics.refused) { refused = metrics.refused; return; }
     document.getElementById("cpu").textContent = metrics.cpu.toFixed(1) + " %";
     document.getElementById("memory").textContent = metrics.memory.toFixed(1) + " %";
     document.getElementById("count").textContent = String(++count);
   };
   socket.onclose = (event) => {
     const status = document.getElementById("status");
-    status.textContent = "connection closed (" + event.code + (event.reason ? ": " + event.reason : "") + ")";
+    const reason = event.reason || refused;   // a proxy may drop the close's reason, not the message
+    status.textContent = "connection closed (" + event.code + (reason ? ": " + reason : "") + ")";
     status.className = "closed";
   };
 </script>
@@ -94,7 +100,8 @@ def _has_key(scope: dict[str, Any]) -> bool:
 
 
 class KernelKeyRequired:
-    """ASGI middleware: WebSocket connections without this kernel's key are refused with a close reason."""
+    """ASGI middleware: WebSocket connections without this kernel's key are refused, with the reason sent
+    as a message and as the close's reason."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -106,6 +113,7 @@ class KernelKeyRequired:
         await receive()  # websocket.connect
         # Accept, then close: a close before accepting becomes an HTTP 403, and the browser sees no reason.
         await send({"type": "websocket.accept"})
+        await send({"type": "websocket.send", "text": json.dumps({"refused": REFUSED})})
         await send({"type": "websocket.close", "code": REFUSED_CODE, "reason": REFUSED})
 
 
