@@ -176,7 +176,9 @@ class Kernel:
                 if kind == "stream":
                     printed.append(content["text"])
                 elif kind == "error":
-                    raise RuntimeError(f"{content['ename']}: {content['evalue']}\n" + "\n".join(content["traceback"][-3:]))
+                    raise RuntimeError(
+                        f"{content['ename']}: {content['evalue']}\n" + "\n".join(content["traceback"][-3:])
+                    )
                 elif kind == "status" and content["execution_state"] == "idle":
                     return "".join(printed)
 
@@ -263,11 +265,11 @@ async def measure(args: argparse.Namespace) -> int:
         await kernel.start()
         info = await kernel.report(notebook_cells() + "\n\n" + INSTRUMENT)
         port, key = info["port"], info["key"]
-        print(f"{args.owner}'s kernel runs as Unix user {info['user']} (uid {info['uid']}); notebook 08's app listens on "
-              f"{info['listening']}")
+        print(f"{args.owner}'s kernel runs as Unix user {info['user']} (uid {info['uid']}); "
+              f"notebook 08's app listens on {info['listening']}")
         print(f"link notebook 08 printed: {info['links']['metrics']}")
         print("single-user server: " + ", ".join(f"{name} {v}" for name, v in info["versions"].items()))
-        direct = next(source for source in code_cells(notebook_path("08")) if "without the key: closed with" in source)
+        direct = next(source for source in code_cells(notebook_path("08")) if "without the key: told" in source)
         print(f"notebook 08's own check, run in {args.owner}'s kernel (straight to 127.0.0.1, no proxy): "
               + (await kernel.execute(direct)).strip())
         cases = [  # (who, whose proxy, with the owner's key, with a token)
@@ -282,7 +284,8 @@ async def measure(args: argparse.Namespace) -> int:
             token = tokens.get(who) if with_token else None
             query = f"?key={key}" if with_key else ""
             base = f"/user/{proxy_of}/proxy/{port}/"
-            status, _, headers = hub.request("GET", f"{base}dashboard?ws={WS_PATH}" + (f"&key={key}" if with_key else ""), token)
+            page_path = f"{base}dashboard?ws={WS_PATH}" + (f"&key={key}" if with_key else "")
+            status, _, headers = hub.request("GET", page_path, token)
             page = f"{status}" + (f" to {headers.get('Location', '').split('?')[0]}" if 300 <= status < 400 else "")
             before = (await kernel.report(STATE))["started"]
             websocket, alive = await try_websocket(hub, f"{base}{WS_PATH}{query}", token, kernel)
@@ -326,7 +329,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--owner-token", default=os.environ.get("OWNER_TOKEN"))
     parser.add_argument("--other-token", default=os.environ.get("OTHER_TOKEN"))
     parser.add_argument("--browser", action="store_true",
-                        help="also open the page as the other user in headless Chromium (needs Playwright and Chromium)")
+                        help="also open the page as the other user in headless Chromium "
+                             "(needs Playwright and Chromium)")
     args = parser.parse_args(argv)
     if not (args.owner_token and args.other_token):
         parser.error("both users' API tokens are needed: OWNER_TOKEN and OTHER_TOKEN, or --owner-token/--other-token")
