@@ -8,7 +8,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 from traitlets.config import Config
 
-from helpers.apps import dashboard, fixed, leaks, seed
+from helpers.apps import dashboard, fixed, leaks, production, production_redis, seed
 from tests.executed import executed
 from tests.notebook_kernel import NOTEBOOKS, TRANSPORT_ENCRYPTION, code_cells, first_error, notebook_paths
 
@@ -17,7 +17,7 @@ def test_there_are_notebooks_to_test():
     assert [p.name for p in notebook_paths()] == [
         "00_start_here.ipynb", "01_predict.ipynb", "02_reproduce.ipynb", "03_real_leaks.ipynb", "04_the_fix.ipynb",
         "05_servers.ipynb", "06_exercises.ipynb", "06_solutions.ipynb", "07_at_scale.ipynb", "08_browser.ipynb",
-        "09_production_deploys.ipynb",
+        "09_production_deploys.ipynb", "10_production_proxy_redis.ipynb",
     ]
 
 
@@ -99,6 +99,8 @@ IN_STEP = [
 ] + [
     ("08_browser", dashboard, name)
     for name in ("get_metrics", "read_metrics", "push_metrics", "metrics", "metrics_leaky")
+] + [
+    ("10_production_proxy_redis", production, name) for name in ("metrics", "echo")
 ]
 
 
@@ -108,7 +110,9 @@ def test_the_endpoints_a_notebook_shows_are_the_ones_helpers_apps_holds(notebook
     assert _definition(shown, name) == _definition(Path(module.__file__).read_text(), name)
 
 
-WHOLE_MODULE_IN_STEP = [("03_real_leaks", leaks), ("04_the_fix", fixed)]
+WHOLE_MODULE_IN_STEP = [
+    ("03_real_leaks", leaks), ("04_the_fix", fixed), ("10_production_proxy_redis", production_redis),
+]
 
 
 def _statements(source: str) -> list[str]:

@@ -1,7 +1,8 @@
 """A Redis pub/sub feed, subscribed per WebSocket connection, in three versions (served by workers).
 
-Each version uses its own channel and its own Redis client name, so that one worker can serve
-all three and Redis itself (``PUBSUB NUMSUB``, ``CLIENT LIST``) tells them apart. The workers
+Each version uses its own channel and its own Redis client name (the version and the worker's
+pid), so that one worker can serve all three and Redis itself (``PUBSUB NUMSUB``, ``CLIENT LIST``)
+tells the versions and the workers apart. The workers
 find the lab's Redis in ``LAB_REDIS_URL`` (``helpers.stack.start(..., redis=True)`` sets it).
 """
 
@@ -18,9 +19,10 @@ _clients: dict[str, Redis] = {}
 
 
 def redis_client(version: str) -> Redis:
-    """One client per version and process, named after the version (visible in CLIENT LIST)."""
+    """One client per version and process, named after both (visible in CLIENT LIST)."""
     if version not in _clients:
-        _clients[version] = Redis.from_url(os.environ["LAB_REDIS_URL"], decode_responses=True, client_name=version)
+        name = f"{version}-{os.getpid()}"
+        _clients[version] = Redis.from_url(os.environ["LAB_REDIS_URL"], decode_responses=True, client_name=name)
     return _clients[version]
 
 

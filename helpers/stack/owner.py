@@ -18,6 +18,7 @@ from helpers.errors import LabError
 from helpers.stack.nginx import Nginx
 from helpers.stack.processes import stop_children
 from helpers.stack.redis import RedisServer
+from helpers.stack.tap import Tap
 from helpers.stack.workers import SERVERS, Server, Worker
 
 
@@ -30,10 +31,17 @@ class Stack:
     redis: RedisServer | None = None
     startup_seconds: float = 0.0
     stopped: bool = field(default=False)
+    taps: dict[str, Tap] = field(default_factory=dict)
+    """With ``tap=True``: the relays in front of the (single) worker, "direct" and "nginx"
+    (see ``helpers.stack.tap``)."""
 
     def url(self, path: str = "/", scheme: str = "ws") -> str:
         """The address clients use: through nginx when there is one, else the first worker's."""
         return self.nginx.url(path, scheme) if self.nginx is not None else self.workers[0].url(path, scheme)
+
+    def direct_url(self, path: str = "/", scheme: str = "ws") -> str:
+        """The first worker's address, bypassing nginx (through the "direct" tap when there is one)."""
+        return self.taps["direct"].url(path, scheme) if self.taps else self.workers[0].url(path, scheme)
 
     def reports(self) -> list[dict[str, Any]]:
         """Each worker's own report, in the order they were started."""
@@ -58,6 +66,8 @@ class Stack:
         if self.stopped:
             return
         self.stopped = True
+        for tap in self.taps.values():
+            tap.stop()
         parts: list[Any] = [self.nginx, *self.workers, self.redis]
         for part in parts:  # ask them all first, so that their shutdowns overlap
             if part is not None:
@@ -90,11 +100,13 @@ def start(
     send_timeout: float = 60.0,
     ping_interval: float | None = None,
     graceful_timeout: float | None = None,
+    tap: bool = False,
 ) -> Stack:
     """Start Redis (if asked), one worker per entry of ``servers`` serving ``app``, and nginx in front.
 
     Replaces the stack already running. The workers get ``LAB_REDIS_URL`` in their environment
-    when Redis runs.
+    when Redis runs. ``tap=True`` (one worker only) puts two taps in front of the worker, one for
+    nginx and one for direct clients (``direct_url``), that record how each connection ended.
     """
     global _current
     if not servers:
@@ -102,6 +114,8 @@ def start(
     unknown = [s for s in servers if s not in SERVERS]
     if unknown:
         raise LabError(f"Unknown worker server {unknown[0]!r}; choose among {', '.join(SERVERS)}.")
+    if tap and len(servers) != 1:
+        raise LabError("tap=True records what reaches one worker: pass a single server, e.g. servers=['uvicorn'].")
     stop_current()
     started = time.monotonic()
     stack = Stack(workers=[])
@@ -116,8 +130,11 @@ def start(
             ))
         for worker in stack.workers:
             worker.wait_ready()
+        if tap:
+            stack.taps = {route: Tap(stack.workers[0].port, name=f"tap-{route}") for route in ("direct", "nginx")}
         if nginx:
-            stack.nginx = Nginx([w.port for w in stack.workers], proxy_read_timeout=proxy_read_timeout,
+            backends = [stack.taps["nginx"].port] if tap else [w.port for w in stack.workers]
+            stack.nginx = Nginx(backends, proxy_read_timeout=proxy_read_timeout,
                                 send_timeout=send_timeout)
     except BaseException:  # KeyboardInterrupt included: nothing half-started stays behind
         stack.stop()

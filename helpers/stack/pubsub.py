@@ -12,6 +12,7 @@ from __future__ import annotations
 import socket
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from helpers.errors import LabError
 from helpers.stack.deploys import raw_websocket
@@ -20,6 +21,7 @@ from helpers.stack.workers import Server, Worker
 from helpers.waiting import wait_until
 
 APP = "helpers.apps.production_redis:app"
+FUNCTIONS = ("redis_finally", "redis_bare", "redis_pattern")
 VERSIONS = {"finally": ("/ws/redis-finally", "prices-finally", "redis_finally"),
             "bare": ("/ws/redis-bare", "prices-bare", "redis_bare"),
             "pattern": ("/ws/redis-pattern", "prices-pattern", "redis_pattern")}
@@ -51,10 +53,10 @@ class PubSubRow:
 
 
 def _snapshot(redis_server: RedisServer, worker: Worker) -> dict[str, Left]:
-    names = [c.get("name", "") for c in redis_server.client_list()]
+    versions = [c.get("name", "").rsplit("-", 1)[0] for c in redis_server.client_list()]
     alive = worker.report()["alive"]
     counts = redis_server.subscriptions(*(channel for _, channel, _ in VERSIONS.values()))
-    return {version: Left(names.count(version), counts[channel], int(alive[function]))
+    return {version: Left(versions.count(version), counts[channel], int(alive[function]))
             for version, (_, channel, function) in VERSIONS.items()}
 
 
@@ -100,3 +102,89 @@ def measure_departures(
     return [PubSubRow(server, version, clients, {step: steps[step][version] for step in STEPS},
                       tuple(receivers[version]))
             for version in VERSIONS]
+
+
+# Across workers: one stack (Redis, a uvicorn and a hypercorn worker, nginx in front), real clients.
+
+ACROSS_STEPS = ("connected", "left", "after publish")
+
+
+@dataclass(frozen=True)
+class WorkerRow:
+    """One worker and endpoint version behind nginx: what its departed clients left at each step."""
+
+    worker: str
+    server: str
+    version: str
+    departed: int
+    """The clients of this version that nginx sent to this worker (and that then left)."""
+    steps: dict[str, Left]
+    """Redis connections and subscriptions of this worker's process (``CLIENT LIST``: its client names
+    and their ``sub`` field), and its live handlers of this version."""
+
+    def per_client(self, step: str) -> str:
+        left = self.steps[step]
+        d = max(self.departed, 1)
+        return f"{left.connections / d:g} / {left.subscriptions / d:g} / {left.handlers / d:g}"
+
+
+@dataclass(frozen=True)
+class AcrossWorkers:
+    rows: list[WorkerRow]
+    numsub: dict[str, dict[str, int]]
+    """``PUBSUB NUMSUB`` per step and version: Redis's own count of subscribers, all workers together."""
+    receivers: dict[str, int]
+    """What Redis answered to the PUBLISH on each version's channel: the subscribers it delivered to."""
+    tracebacks: dict[str, int]
+    """Per worker: "Exception in ASGI application" lines in its log by the end."""
+
+
+def _stack_snapshot(lab: Any) -> tuple[dict[tuple[str, str], Left], dict[str, int]]:
+    redis_server = lab.redis
+    listed = redis_server.client_list()
+    channels = redis_server.subscriptions(*(channel for _, channel, _ in VERSIONS.values()))
+    found: dict[tuple[str, str], Left] = {}
+    for worker in lab.workers:
+        alive = worker.report()["alive"]
+        for version, (_, _, function) in VERSIONS.items():
+            mine = [c for c in listed if c.get("name", "") == f"{version}-{worker.pid}"]
+            found[worker.name, version] = Left(len(mine), sum(int(c.get("sub", 0)) for c in mine), int(alive[function]))
+    return found, {version: channels[channel] for version, (_, channel, _) in VERSIONS.items()}
+
+
+def _stack_settled(lab: Any, settle: float, longest: float = 5.0) -> tuple[dict[tuple[str, str], Left], dict[str, int]]:
+    time.sleep(settle)
+    deadline = time.monotonic() + longest
+    before = _stack_snapshot(lab)
+    while True:
+        time.sleep(settle / 2)
+        now = _stack_snapshot(lab)
+        if now == before or time.monotonic() > deadline:
+            return now
+        before = now
+
+
+def measure_across_workers(lab: Any, *, per_version: int = 4, settle: float = 0.5) -> AcrossWorkers:
+    """Through nginx, ``per_version`` clients on each version; they leave by FIN; then one PUBLISH per channel.
+
+    ``lab`` is ``stack.start(APP, ["uvicorn", "hypercorn"], redis=True, watch=FUNCTIONS)``.
+    """
+    from helpers import clients
+
+    if lab.redis is None or lab.nginx is None:
+        raise LabError("Start the stack with nginx and Redis: "
+                       "stack.start(APP, ['uvicorn', 'hypercorn'], redis=True, watch=FUNCTIONS).")
+    groups = [clients.connect(lab.url(path), per_version) for path, _, _ in VERSIONS.values()]
+    if wait_until(lambda: set(_stack_snapshot(lab)[1].values()) == {per_version}, timeout=10.0) is None:
+        raise LabError(f"The workers did not subscribe {per_version} clients per version.")
+    steps = {"connected": _stack_snapshot(lab)}
+    for group in groups:
+        clients.leave(group, "fin")
+    steps["left"] = _stack_settled(lab, settle)
+    receivers = {version: lab.redis.publish(channel, '{"price": 42}') for version, (_, channel, _) in VERSIONS.items()}
+    steps["after publish"] = _stack_settled(lab, settle)
+    rows = [WorkerRow(worker.name, worker.server, version, steps["connected"][0][worker.name, version].handlers,
+                      {step: steps[step][0][worker.name, version] for step in ACROSS_STEPS})
+            for version in VERSIONS for worker in lab.workers]
+    tracebacks = {worker.name: worker.output().count("Exception in ASGI application") for worker in lab.workers}
+    return AcrossWorkers(rows, {step: steps[step][1] for step in ACROSS_STEPS}, receivers, tracebacks)
