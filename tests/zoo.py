@@ -1,6 +1,7 @@
 """Endpoints a learner might write, for the leak checker's tests. Each says what it is."""
 
 import asyncio
+import os
 
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
@@ -134,3 +135,43 @@ async def sender_with_watcher(websocket: WebSocket):
             await sender
         except (asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
             pass
+
+
+# A connection to another service (a database, a broker) opened per visitor. The address comes from
+# LEAKCHECK_ZOO_UPSTREAM ("host:port"), set by the test that starts that service. ``_lent`` stands for a client
+# library's own bookkeeping (redis-py's pool keeps the connections it lent out): private, so the checker's
+# other evidence does not see it; only the open connections show.
+_lent: set[asyncio.BaseTransport] = set()
+
+
+async def _connect_upstream() -> asyncio.Transport:
+    host, _, port = os.environ["LEAKCHECK_ZOO_UPSTREAM"].rpartition(":")
+    transport, _ = await asyncio.get_running_loop().create_connection(asyncio.Protocol, host, int(port))
+    _lent.add(transport)
+    return transport
+
+
+@app.websocket("/upstream-per-visitor")
+async def upstream_per_visitor(websocket: WebSocket):
+    """Opens a connection upstream per visitor and forwards to it; never closes it when the client leaves."""
+    await websocket.accept()
+    upstream = await _connect_upstream()
+    try:
+        async for text in websocket.iter_text():
+            upstream.write(text.encode())
+    except WebSocketDisconnect:
+        pass
+
+
+@app.websocket("/upstream-closed-in-finally")
+async def upstream_closed_in_finally(websocket: WebSocket):
+    """The same, closing its upstream connection in `finally`."""
+    await websocket.accept()
+    upstream = await _connect_upstream()
+    try:
+        async for text in websocket.iter_text():
+            upstream.write(text.encode())
+    finally:
+        upstream.close()
+        _lent.discard(upstream)
+

@@ -380,6 +380,84 @@ class Exceptions(logging.Handler):
         return counts
 
 
+class Sends:
+    """Counts the app's ``websocket.send`` messages per path, and the sends still in progress, through a wrapped
+    ASGI ``send``: a handler that keeps sending after its client left (a zombie) is told from one blocked in a
+    send (a peer that stopped reading). Only connections opened since the last ``mark`` count."""
+
+    def __init__(self) -> None:
+        self.next_id = 0
+        self.live: dict[int, str] = {}
+        """Connection -> its path, while the app runs it."""
+        self.marked: set[int] = set()
+        self.total: dict[str, int] = {}
+        self.pending: dict[int, float] = {}
+        """Connection -> when its send in progress started (monotonic)."""
+
+    def wrap(self, app: Any) -> Any:
+        sends = self
+
+        async def counted(scope: Any, receive: Any, send: Any) -> Any:
+            if scope.get("type") != "websocket":
+                return await app(scope, receive, send)
+            sends.next_id += 1
+            conn, path = sends.next_id, str(scope.get("path", ""))
+            sends.live[conn] = path
+
+            async def counting_send(message: Any) -> Any:
+                if message.get("type") != "websocket.send":
+                    return await send(message)
+                if conn not in sends.marked:
+                    sends.total[path] = sends.total.get(path, 0) + 1
+                sends.pending[conn] = time.monotonic()
+                try:
+                    return await send(message)
+                finally:
+                    sends.pending.pop(conn, None)
+
+            try:
+                return await app(scope, receive, counting_send)
+            finally:
+                sends.live.pop(conn, None)
+                sends.pending.pop(conn, None)
+
+        return counted
+
+    def mark(self) -> None:
+        self.marked = set(self.live)
+        self.total = {}
+
+    def read(self, paths: list[str], blocked_after: float = 0.5) -> dict[str, list[int]]:
+        """Path -> [sends since the mark, this phase's connections blocked in a send for ``blocked_after`` s]."""
+        now = time.monotonic()
+        blocked: dict[str, int] = {}
+        for conn, since in list(self.pending.items()):
+            path = self.live.get(conn)
+            if path is not None and conn not in self.marked and now - since >= blocked_after:
+                blocked[path] = blocked.get(path, 0) + 1
+        found = {}
+        for path in paths:
+            bare = path.partition("?")[0]
+            found[path] = [self.total.get(bare, 0), blocked.get(bare, 0)]
+        return found
+
+
+class Shutdown(logging.Handler):
+    """What the server logs while it shuts down (its INFO lines included: uvicorn's "Waiting for ...")."""
+
+    def __init__(self, thread_id: int | None) -> None:
+        super().__init__(level=logging.INFO)
+        self.thread_id = thread_id
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.thread_id is not None and record.thread != self.thread_id:
+            return
+        message = record.getMessage().strip().splitlines()
+        if message and len(self.lines) < 20:
+            self.lines.append(message[0][:200])
+
+
 class ServerRunner:
     """One server on the agent's loop. A runner turns (app, settings) into a serving coroutine and back."""
 
@@ -429,8 +507,9 @@ class UvicornRunner(ServerRunner):
             ws_ping_timeout=options.get("ping_timeout"), log_config=None,
             lifespan="on" if options.get("lifespan", True) else "off",
         )
-        if "timeout_graceful_shutdown" in inspect.signature(uvicorn.Config).parameters:
-            kwargs["timeout_graceful_shutdown"] = options.get("shutdown_timeout", 1.0)
+        settable = "timeout_graceful_shutdown" in inspect.signature(uvicorn.Config).parameters
+        if options.get("shutdown_timeout") is not None and settable:
+            kwargs["timeout_graceful_shutdown"] = options["shutdown_timeout"]
         self.config = uvicorn.Config(app, **kwargs)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -504,7 +583,8 @@ class HypercornRunner(ServerRunner):
         config.errorlog = logging.getLogger("hypercorn.error")
         config.accesslog = None
         config.websocket_ping_interval = options.get("ping_interval")
-        config.graceful_timeout = float(options.get("shutdown_timeout", 1.0))
+        if options.get("shutdown_timeout") is not None:
+            config.graceful_timeout = float(options["shutdown_timeout"])
         self.config = config
         self._up = False
         self._stop: asyncio.Event | None = None
@@ -565,7 +645,8 @@ class GranianRunner(ServerRunner):
             runtime_threads=1, task_impl=TaskImpl.asyncio, websockets=True, log_level=LogLevels.warning,
             log_dictconfig=quiet,
         )
-        self.server.workers_kill_timeout = float(options.get("shutdown_timeout", 1.0))  # type: ignore[assignment]  # granian annotates int; it awaits a float as well
+        if options.get("shutdown_timeout") is not None:
+            self.server.workers_kill_timeout = float(options["shutdown_timeout"])  # type: ignore[assignment]  # granian annotates int; it awaits a float as well
         self._up = threading.Event()
         self.server.on_startup(self._up.set)
         self.notes = [("granian: no pings (granian has none, granian #613), so a silent client is never noticed: "
@@ -666,6 +747,7 @@ class Agent:
         self.server_files: tuple[str, ...] = ()
         self.beat = 0.0
         self.errors = Exceptions(None)
+        self.sends = Sends()
         self.startup_errors: list[str] = []
         self._propagate: dict[str, bool] = {}
         self._stopped: dict[str, Any] | None = None
@@ -681,7 +763,8 @@ class Agent:
             if op == "snapshot":
                 return self.snapshot(bool(request.get("retained")))
             if op == "stop":
-                return self.stop()
+                limit = request.get("limit")
+                return self.stop(None if limit is None else float(limit))
             return {"error": "usage", "message": f"Unknown request {op!r}."}
         except UsageError as error:
             return {"error": "usage", "message": str(error)}
@@ -709,7 +792,7 @@ class Agent:
         sock.listen(128)
         port = sock.getsockname()[1]  # read now: daphne adopts the descriptor and closes ours
         try:
-            self.runner = RUNNERS[server](app, sock, request)
+            self.runner = RUNNERS[server](self.sends.wrap(app), sock, request)
         except ModuleNotFoundError as missing:
             sock.close()
             raise UsageError(f"The {server} server is not installed in this Python ({sys.executable}): "
@@ -880,6 +963,7 @@ class Agent:
     def mark(self) -> dict[str, Any]:
         """Start a new phase: what is alive now belongs to the phases before."""
         self.marked = {id(t) for t in self._tasks()}
+        self.sends.mark()
         return {"exceptions": self.errors.take()}
 
     def snapshot(self, retained: bool = False) -> dict[str, Any]:
@@ -889,6 +973,7 @@ class Agent:
         read["loop_lag"] = round(lag, 3)
         read["in_loop"] = in_loop
         read["cpu"] = self._cpu()
+        read["sends"] = self.sends.read(list(self.targets))
         if retained:
             gc.collect()
             read["retained"] = self._retained()
@@ -957,20 +1042,32 @@ class Agent:
 
     # Stopping.
 
-    def stop(self) -> dict[str, Any]:
+    def stop(self, limit: float | None = None) -> dict[str, Any]:
+        """Shut the server down gracefully, as a deploy does (what its SIGINT/SIGTERM handler does), and measure it.
+
+        The wait is bounded by ``limit`` seconds (the request's, else the start's ``shutdown_limit``); a server
+        still running then is forced, and what was still alive at the limit says what held it."""
         if self._stopped is not None:
             return self._stopped
         if self.loop is None or self.runner is None:
             return {"stopped": True}
+        if limit is None:
+            limit = float(self.runner.options.get("shutdown_limit") or 3.0)
         frozen = time.monotonic() - self.beat > 1.0
         started = time.monotonic()
         shutdown = "ok"
+        graceful: dict[str, Any] = {"limit": limit, "seconds": None, "logged": [], "handlers": {}, "tasks": 0,
+                                    "skipped": "the server's loop is frozen" if frozen else None}
         if not frozen:
+            logged = self._listen_to_shutdown()
             self.runner.stop(force=False)
             assert self.serving is not None
             try:
-                self.serving.result(float(self.runner.options.get("shutdown_timeout", 1.0)) + 2.0)
+                self.serving.result(limit)
+                graceful["seconds"] = round(time.monotonic() - started, 2)
             except concurrent.futures.TimeoutError:
+                alive, _ = self._on_loop(self._alive)
+                graceful.update(alive)
                 self.runner.stop(force=True)
                 shutdown = "hung: forced"
                 try:
@@ -979,12 +1076,54 @@ class Agent:
                     shutdown = "hung: abandoned"
             except BaseException as error:  # noqa: BLE001
                 shutdown = f"failed: {type(error).__name__}: {error}"
-        cancelled, alive = self._teardown(frozen)
+                graceful["seconds"] = round(time.monotonic() - started, 2)
+                graceful["failed"] = shutdown
+            graceful["logged"] = self._stop_listening(logged)
+        cancelled, alive_thread = self._teardown(frozen)
         self._stopped = {
             "stopped": True, "seconds": round(time.monotonic() - started, 2), "shutdown": shutdown,
-            "cancelled": cancelled, "frozen": frozen, "thread_alive": alive, "exceptions": self.errors.take(),
+            "cancelled": cancelled, "frozen": frozen, "thread_alive": alive_thread, "exceptions": self.errors.take(),
+            "graceful": graceful,
         }
         return self._stopped
+
+    def _listen_to_shutdown(self) -> tuple[Shutdown, dict[str, int]]:
+        handler = Shutdown(self.errors.thread_id)
+        levels = {}
+        for name in SERVER_LOGGERS:
+            logger = logging.getLogger(name)
+            levels[name] = logger.level
+            logger.addHandler(handler)
+            if logger.getEffectiveLevel() > logging.INFO:
+                logger.setLevel(logging.INFO)
+        return handler, levels
+
+    def _stop_listening(self, listening: tuple[Shutdown, dict[str, int]]) -> list[str]:
+        handler, levels = listening
+        for name, level in levels.items():
+            logger = logging.getLogger(name)
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+        return list(handler.lines)
+
+    def _alive(self) -> dict[str, Any]:
+        """What the app still runs: handlers per path (every phase's), and the other tasks the app started."""
+        wanted = {code: path for path, target in self.targets.items() for code in target.codes}
+        handlers = dict.fromkeys(self.targets, 0)
+        tasks = 0
+        for task in self._tasks():
+            if task.done():
+                continue
+            codes = chain_codes(task.get_coro())
+            paths = {wanted[c] for c in codes if c in wanted}
+            for path in paths:
+                handlers[path] += 1
+            if paths or not codes or task not in self.created:
+                continue
+            if codes[0].co_filename.startswith(self.server_files) or codes[0].co_filename == __file__:
+                continue  # the server's own tasks, and the agent's (its heartbeat, the serving task)
+            tasks += 1
+        return {"handlers": {path: n for path, n in handlers.items() if n}, "tasks": tasks}
 
     def _teardown(self, frozen: bool = False) -> tuple[int, bool]:
         """Cancel and await every task the app left, retrieve their exceptions, stop the loop and its thread."""

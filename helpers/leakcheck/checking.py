@@ -32,7 +32,7 @@ from typing import Any
 from helpers.errors import LabError
 from helpers.leakcheck import agent as agent_module
 from helpers.leakcheck.clients import WAYS, Clients, Script
-from helpers.leakcheck.evidence import WEBSOCKET_TYPE, Retention, WayEvidence
+from helpers.leakcheck.evidence import CONNECTIONS, WEBSOCKET_TYPE, Retention, ShutdownEvidence, WayEvidence
 from helpers.leakcheck.report import Report, Run
 from helpers.loopthread import LoopThread
 
@@ -68,7 +68,11 @@ class Options:
     script: Script = field(default_factory=Script)
     python: str | None = None
     rounds: bool = True
-    shutdown_timeout: float = 1.0
+    shutdown_timeout: float | None = None
+    """The server's own graceful timeout (uvicorn's timeout_graceful_shutdown, hypercorn's graceful_timeout,
+    granian's workers_kill_timeout); None: the server's default, as a deploy runs it (uvicorn: none)."""
+    shutdown_limit: float = 3.0
+    """How long the checker waits for the server to exit after asking it to shut down gracefully."""
 
     def public(self) -> dict[str, Any]:
         return {
@@ -76,6 +80,7 @@ class Options:
             "ping_timeout": self.ping_timeout, "max_wait": self.max_wait, "lifespan": self.lifespan,
             "send": list(self.script.send), "headers": [f"{k}: {v}" for k, v in self.script.headers],
             "subprotocols": list(self.script.subprotocols), "python": self.python or sys.executable,
+            "shutdown_limit": self.shutdown_limit,
         }
 
 
@@ -87,6 +92,8 @@ class InProcess:
 
     def __init__(self) -> None:
         self.agent = agent_module.Agent()
+        self.pid: int | None = None
+        self.port: int | None = None
 
     def request(self, message: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
         return _answered(self.agent.handle(message))
@@ -102,6 +109,8 @@ class Subprocess:
         if not (os.path.isfile(python) and os.access(python, os.X_OK)):
             raise LabError(f"--python {python!r} is not an executable file.")
         self.stderr: list[str] = []
+        self.pid: int | None = None
+        self.port: int | None = None
         self.process = subprocess.Popen(
             [python, str(AGENT_SCRIPT)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True, cwd=os.getcwd(), env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -164,6 +173,40 @@ def _answered(answer: dict[str, Any]) -> dict[str, Any]:
     return answer
 
 
+# The server process's own connections.
+
+
+def _connections(link: Any) -> dict[str, int]:
+    """The server process's network connections by remote address, the clients' and the listening socket's left
+    out (by the server's port, at either end): what the app opened (Redis, a database, another service)."""
+    pid, port = getattr(link, "pid", None), getattr(link, "port", None)
+    if pid is None or port is None:
+        return {}
+    try:
+        import psutil
+
+        found = psutil.Process(pid).net_connections(kind="inet")
+    except Exception:  # noqa: BLE001 - psutil missing, or the process gone: this evidence is not available
+        return {}
+    counts: dict[str, int] = {}
+    for conn in found:
+        if not conn.raddr or conn.status == "LISTEN" or port in (conn.laddr.port, conn.raddr.port):
+            continue
+        key = f"{CONNECTIONS}{conn.raddr.ip}:{conn.raddr.port}"
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def _retained_snapshot(link: Any) -> dict[str, Any]:
+    snap: dict[str, Any] = link.request({"op": "snapshot", "retained": True})
+    snap["connections"] = _connections(link)
+    return snap
+
+
+def _sizes(snap: dict[str, Any]) -> dict[str, int]:
+    return {**snap["retained"], **snap["containers"], **snap.get("connections", {})}
+
+
 # One way of leaving.
 
 
@@ -179,11 +222,14 @@ def _wait(link: Any, path: str, before: set[int], cap: float, least: float, serv
     ended_at: float | None = None
     extended = 0.0
     cpu_from: tuple[float, float] | None = None
+    sends: list[tuple[float, int]] = []
     while True:
         snap = link.request({"op": "snapshot"})
         now = time.monotonic() - left_at
         if cpu_from is None and now >= min(0.3, least):
             cpu_from = (snap["cpu"], now)
+        if cpu_from is not None:
+            sends.append((now, snap["sends"][path][0]))
         handlers = _entries(snap, path, before)
         tasks = {e[0]: e for e in snap["app_tasks"]}
         server = {e[0]: e for e in snap["server_tasks"]}
@@ -191,7 +237,7 @@ def _wait(link: Any, path: str, before: set[int], cap: float, least: float, serv
         if snap["loop_lag"] > FROZEN_AFTER:
             return {"snap": snap, "handlers": handlers, "tasks": tasks, "server": server, "frozen": True, "now": now,
                     "ended_at": None, "extended": extended, "cpu": _cpu(cpu_from, snap, now), "sleeping": 0,
-                    "periodic": 0}
+                    "periodic": 0, "sends": None}
         ids = frozenset(alive)
         if ids != last_ids:
             last_change, last_ids = now, ids
@@ -221,7 +267,21 @@ def _wait(link: Any, path: str, before: set[int], cap: float, least: float, serv
     periodic = sum(1 for key in {**handlers, **tasks} if len(wakes.get(key, ())) >= 2)
     return {"snap": snap, "handlers": handlers, "tasks": tasks, "server": server, "frozen": False, "now": now,
             "ended_at": ended_at, "extended": extended, "cpu": _cpu(cpu_from, snap, now), "sleeping": sleeping,
-            "periodic": periodic}
+            "periodic": periodic, "sends": _rate(sends)}
+
+
+def _rate(samples: list[tuple[float, int]], window: float = 1.0) -> float | None:
+    """Sends per second over the last ``window`` seconds of the wait: what the handlers do now, not while the
+    buffers were filling."""
+    if len(samples) < 2:
+        return None
+    end, count = samples[-1]
+    start = next(s for s in samples if s[0] >= end - window)
+    if end - start[0] < 0.2:
+        start = samples[0]
+    if end - start[0] < 0.2:
+        return None
+    return round((count - start[1]) / (end - start[0]), 1)
 
 
 def _cpu(start: tuple[float, float] | None, snap: dict[str, Any], now: float) -> float:
@@ -252,7 +312,7 @@ def _batch(link: Any, client_loop: LoopThread, url: str, path: str, n: int, opti
     the batch returns its own last such snapshot, for the next one."""
     link.request({"op": "mark"})  # the tasks alive and the exceptions raised before now are not this batch's
     if start is None:
-        start = link.request({"op": "snapshot", "retained": True})
+        start = _retained_snapshot(link)
     before = {e[0] for e in start["handlers"][path]}
     evidence = WayEvidence(way=way, clients=n, expected_s=round(_least(options, way) - options.settle, 2))
     clients = Clients(client_loop, url, n, options.script)
@@ -298,11 +358,13 @@ def _batch(link: Any, client_loop: LoopThread, url: str, path: str, n: int, opti
     evidence.settled_in_s = round(waited["now"], 2)
     evidence.ended_after_s = None if waited["ended_at"] is None else round(waited["ended_at"], 2)
     evidence.waited_for_timers_s = round(waited["extended"], 2)
+    evidence.sends_per_s = waited["sends"]
+    evidence.blocked_in_send = snap["sends"][path][1]
     end: dict[str, Any] = snap
     if not evidence.frozen:
         if way == "silent" or waited["handlers"] or waited["tasks"] or waited["server"]:
             _settle_released(link, path, before)
-        end = link.request({"op": "snapshot", "retained": True})
+        end = _retained_snapshot(link)
         held = round(evidence.websockets_per_session * evidence.handlers_alive)  # held by handlers still running
 
         def referenced(snapshot: dict[str, Any]) -> int:
@@ -314,8 +376,11 @@ def _batch(link: Any, client_loop: LoopThread, url: str, path: str, n: int, opti
             if referenced(end) == 0:
                 break
             time.sleep(0.5)
-            end = link.request({"op": "snapshot", "retained": True})
+            end = _retained_snapshot(link)
         evidence.websockets_referenced = referenced(end)
+        evidence.connections_left = {key.removeprefix(CONNECTIONS): n - start.get("connections", {}).get(key, 0)
+                                     for key, n in end["connections"].items()
+                                     if n > start.get("connections", {}).get(key, 0)}
         # What never ended dies when the checker resets its clients: those exceptions are not this way's.
         leftover = waited["handlers"] or waited["tasks"]
         evidence.unhandled_exceptions = dict((snap if leftover else end)["exceptions"])
@@ -347,14 +412,14 @@ def _retention(link: Any, client_loop: LoopThread, url: str, path: str, options:
     n = options.clients
     way = options.ways[0]
     sizes: list[dict[str, int]] = []
-    snap = start if start is not None else link.request({"op": "snapshot", "retained": True})
-    sizes.append({**snap["retained"], **snap["containers"]})
+    snap = start if start is not None else _retained_snapshot(link)
+    sizes.append(_sizes(snap))
     for count in (n, 2 * n):
         evidence, snap = _batch(link, client_loop, url, path, count, options, way, added_wait, snap)
         if evidence.frozen or evidence.refused:
             return Retention(skipped="the rounds could not run ("
                              + ("the loop froze" if evidence.frozen else "refused") + ")")
-        sizes.append({**snap["retained"], **snap["containers"]})
+        sizes.append(_sizes(snap))
     return Retention(sessions=(n, 2 * n), growth=_growth(sizes), rounds=(way.upper(), way.upper()))
 
 
@@ -372,7 +437,7 @@ def _rounds_of_ways(ends: list[dict[str, Any]], options: Options) -> Retention:
     """The ways themselves as the two rounds: the second way (n sessions), then the rest (2n or more).
 
     The first way is the warm-up: a one-time cache fills there, and grows in neither round."""
-    sizes = [{**e["retained"], **e["containers"]} for e in (ends[0], ends[1], ends[-1])]
+    sizes = [_sizes(e) for e in (ends[0], ends[1], ends[-1])]
     n = options.clients
     names = [w.upper() for w in options.ways]
     return Retention(sessions=(n, n * (len(ends) - 2)), growth=_growth(sizes),
@@ -390,6 +455,8 @@ def _validate(options: Options, server: str) -> None:
         raise LabError(f"Number of clients must be at least 1, not {options.clients}.")
     if options.max_wait <= 0:
         raise LabError(f"--max-wait must be a positive number of seconds, not {options.max_wait!r}.")
+    if options.shutdown_limit <= 0:
+        raise LabError(f"--shutdown-limit must be a positive number of seconds, not {options.shutdown_limit!r}.")
     for name, value in (("ping_interval", options.ping_interval), ("ping_timeout", options.ping_timeout)):
         if value is not None and value <= 0:
             raise LabError(f"{name} must be a positive number of seconds or None, not {value!r}.")
@@ -435,7 +502,9 @@ def _run_server(app: Any, paths: list[str], all_paths: bool, server: str, option
             "op": "start", "app": app, "paths": paths, "all": all_paths, "server": server, "ws": options.ws,
             "ping_interval": options.ping_interval, "ping_timeout": options.ping_timeout,
             "lifespan": options.lifespan, "shutdown_timeout": options.shutdown_timeout,
+            "shutdown_limit": options.shutdown_limit,
         }, timeout=60.0)
+        link.pid, link.port = started.get("pid"), started["port"]
         frozen = False
         for target in started["targets"]:
             t0 = time.monotonic()
@@ -483,19 +552,36 @@ def _run_server(app: Any, paths: list[str], all_paths: bool, server: str, option
             report.seconds = time.monotonic() - t0
             reports.append(report)
     finally:
-        stopped = _close(link)
+        stopped = _close(link, options.shutdown_limit)
+    _attach_shutdown(reports, stopped, options.shutdown_limit)
     if stopped.get("thread_alive"):
         for report in reports:
             report.notes.append("the frozen server thread could not be stopped in this process; run the check "
                                 "from the command line (a process of its own) to end it")
-    if stopped.get("shutdown", "ok") != "ok" and reports:
+    if stopped.get("shutdown", "ok") not in ("ok", "hung: forced") and reports:  # a forced exit: the shutdown evidence
         reports[-1].notes.append(f"server shutdown (lifespan included): {stopped['shutdown']}")
     return reports
 
 
-def _close(link: Any) -> dict[str, Any]:
+def _attach_shutdown(reports: list[Report], stopped: dict[str, Any], limit: float) -> None:
+    """The one graceful shutdown of this server, on each endpoint's report: whose handlers held it, if it blocked."""
+    graceful = stopped.get("graceful")
+    for report in reports:
+        if graceful is None:
+            report.shutdown = ShutdownEvidence(limit_s=limit, skipped="the server did not answer the request to stop")
+            continue
+        handlers: dict[str, int] = dict(graceful.get("handlers") or {})
+        report.shutdown = ShutdownEvidence(
+            limit_s=float(graceful["limit"]), seconds=graceful["seconds"], logged=list(graceful["logged"]),
+            handlers_alive=handlers.pop(report.path, 0), other_handlers=handlers, tasks_alive=int(graceful["tasks"]),
+            skipped=graceful.get("skipped"), failed=graceful.get("failed"),
+        )
+
+
+def _close(link: Any, limit: float) -> dict[str, Any]:
     try:
-        stopped = link.agent.stop() if isinstance(link, InProcess) else link.request({"op": "stop"}, timeout=15.0)
+        stopped = (link.agent.stop(limit) if isinstance(link, InProcess)
+                   else link.request({"op": "stop", "limit": limit}, timeout=limit + 15.0))
     except (CheckerFailed, LabError):
         stopped = {}
     finally:
@@ -522,11 +608,13 @@ def check(
     subprotocols: Sequence[str] = (),
     python: str | None = None,
     rounds: bool = True,
+    shutdown_limit: float = 3.0,
 ) -> Report:
     """Check one WebSocket path of ``app`` (an app object, or ``"module:attribute"``) and return its report."""
     options = Options(
         clients=clients, ways=tuple(ways), ws=ws, ping_interval=ping_interval, ping_timeout=ping_timeout,
         max_wait=max_wait, settle=settle, lifespan=lifespan, python=python, rounds=rounds,
+        shutdown_limit=shutdown_limit,
         script=Script(send=tuple(send), headers=tuple(parse_header(h) for h in headers),
                       subprotocols=tuple(subprotocols)),
     )

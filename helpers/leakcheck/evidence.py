@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 WEBSOCKET_TYPE = "starlette.websockets.WebSocket"
+CONNECTIONS = "connections to "
+"""The prefix of a retained count that is the server process's network connections to one remote address."""
 RETAINED_PER_SESSION = 0.5
 """A type or container counts as retained per visitor when it grows by at least this much per
 departed session in both rounds (n, then 2n sessions): a one-time cache grows in neither."""
@@ -28,6 +30,15 @@ EXPLAIN: dict[str, str] = {
     "loop that keeps working for nobody.",
     "frozen": "frozen loop: the server's event loop stopped answering a heartbeat, checked from outside the "
     "loop: a handler runs without ever awaiting (a bare except around a receive, spinning).",
+    "shutdown": "blocks shutdown: once the clients had left, the checker asked the server to shut down gracefully, "
+    "as a deploy does (what its SIGINT/SIGTERM handler does), and it had not exited within the limit; every "
+    "deploy, --reload and Ctrl-C waits as long (uvicorn, with no graceful timeout, waits for good).",
+    "connections": "connections: the server process's own network connections (psutil), other than the "
+    "checker's clients' and the listening socket, that grew per departed session over two rounds: a "
+    "connection to Redis, a database or another service opened per visitor and never closed.",
+    "sends": "sends after the departure: websocket.send messages the handlers still passed to the server per "
+    "second after their clients left (a zombie, alive and sending to nobody, which the server drops), and "
+    "handlers blocked in a send that does not return (a peer that stopped reading: alive and stuck).",
 }
 
 HINTS: dict[str, str] = {
@@ -43,6 +54,12 @@ HINTS: dict[str, str] = {
     "receive running so the handler ends quietly.",
     "frozen": "A loop that retries a failed receive without awaiting anything spins forever: never catch "
     "everything around receive(); stop on WebSocketDisconnect.",
+    "shutdown": "A handler that waits on something other than the connection keeps the server from stopping: "
+    "keep a receive running next to it (a task group), so that the server's close at shutdown ends it.",
+    "connections": "Close what the session opened (a pub/sub, a connection taken from a pool) in `finally`, "
+    "whichever way the client leaves; without `finally` the library keeps it open.",
+    "sends": "A handler sending to nobody never learns its client left from a send on this server: keep a "
+    "receive running beside it; one blocked in a send needs a timeout around the send (asyncio.timeout).",
     "at_once": "The handler ended (or was refused) before its clients left, so nothing could outlive them: "
     "pass what it waits for (--send, --header, a query string) to reach the code that runs per session.",
 }
@@ -80,6 +97,14 @@ class WayEvidence:
     skipped: str | None = None
     expected_s: float = 0.0
     """How long this way takes to be noticed at all (for a silent client: ping interval + timeout)."""
+    sends_per_s: float | None = None
+    """websocket.send messages per second that this way's handlers passed to the server after their clients
+    left (None: not measured, the wait was too short)."""
+    blocked_in_send: int = 0
+    """Of this way's handlers, how many were in a send that had not returned for half a second, at the end."""
+    connections_left: dict[str, int] = field(default_factory=dict)
+    """The server process's network connections (not the clients') opened during this way and still open after
+    it, by remote address: a pool's first connections show here once, a per-visitor leak every time."""
     websockets_per_session: float = 0.0
     """WebSocket objects each live session holds (measured while connected; FastAPI makes two per connection
     on its current versions: Starlette's in the route, and its own for the endpoint's parameter)."""
@@ -91,6 +116,16 @@ class WayEvidence:
     @property
     def noisy(self) -> bool:
         return bool(self.unhandled_exceptions)
+
+    def sending(self) -> str:
+        """Stuck or sending: what the handlers that never ended were doing, in one sentence."""
+        rate = self.sends_per_s or 0.0
+        if self.blocked_in_send:
+            state = f"{self.blocked_in_send} blocked in a send that does not return (alive and stuck)"
+            return state + (f", {rate:g} sends per second from the others" if rate else ", no sends meanwhile")
+        if rate:
+            return f"still sending after their clients left: {rate:g} sends per second to nobody (alive and sending)"
+        return "no sends after their clients left (alive and waiting)"
 
     @property
     def untested(self) -> bool:
@@ -106,6 +141,7 @@ class WayEvidence:
         for kind, present in (
             ("frozen", self.frozen), ("handlers", self.handlers_alive), ("tasks", self.tasks_alive),
             ("websockets", self.websockets_referenced), ("exceptions", self.unhandled_exceptions),
+            ("sends", self.leaked and not self.frozen and (self.blocked_in_send or (self.sends_per_s or 0) > 0)),
         ):
             if present:
                 found.append(kind)
@@ -134,6 +170,8 @@ class WayEvidence:
             found.append(f"{self.websockets_referenced} WebSocket object(s) still referenced after garbage collection")
         if self.leaked:
             found.append(f"server CPU meanwhile: {self.cpu_ms_per_s:.0f} ms per second")
+        if self.handlers_alive and self.sends_per_s is not None:
+            found.append(self.sending())
         if self.unhandled_exceptions:
             listed = ", ".join(f"{n} x {name}" for name, n in self.unhandled_exceptions.items())
             found.append(f"unhandled exceptions logged: {listed}")
@@ -141,6 +179,9 @@ class WayEvidence:
             timer = (f", the wait extended {self.waited_for_timers_s:.1f} s for a timer"
                      if self.waited_for_timers_s else "")
             found.append(f"slow, not stuck: everything ended after {self.ended_after_s:.1f} s{timer}")
+        if self.connections_left:
+            listed = ", ".join(f"{n} to {address}" for address, n in sorted(self.connections_left.items()))
+            found.append(f"the server process kept connections it opened meanwhile: {listed}")
         if self.handlers_started and self.ended_at_once >= self.handlers_started:
             found.append(f"note: all {self.handlers_started} sessions ended before their clients left (the handler "
                          "returned or closed at once): nothing could outlive them")
@@ -178,6 +219,15 @@ class Retention:
     def leaked(self) -> bool:
         return bool(self.retained())
 
+    def kinds(self) -> list[str]:
+        kept = self.retained()
+        found = []
+        if any(not name.startswith(CONNECTIONS) for name in kept):
+            found.append("retained")
+        if any(name.startswith(CONNECTIONS) for name in kept):
+            found.append("connections")
+        return found
+
     def findings(self) -> list[str]:
         if self.skipped:
             return [f"not measured: {self.skipped}"]
@@ -187,3 +237,53 @@ class Retention:
         listed = ", ".join(f"{name} +{slope:g}" for name, slope in sorted(kept.items(), key=lambda kv: -kv[1]))
         (n1, n2), (w1, w2) = self.sessions, self.rounds
         return [f"retained per departed session (rounds of {n1} {w1} then {n2} {w2} sessions): {listed}"]
+
+
+@dataclass
+class ShutdownEvidence:
+    """The graceful shutdown after every check on a server: how long it took, or that it had not ended."""
+
+    limit_s: float = 0.0
+    seconds: float | None = None
+    """Seconds from the request to shut down to the server's exit (its lifespan shutdown included); None: it had
+    not exited within ``limit_s``."""
+    logged: list[str] = field(default_factory=list)
+    """What the server logged meanwhile (uvicorn: "Waiting for background tasks to complete. ...")."""
+    handlers_alive: int = 0
+    """This endpoint's handlers still running when the limit passed."""
+    other_handlers: dict[str, int] = field(default_factory=dict)
+    """Other endpoints' handlers (of the same run) still running then."""
+    tasks_alive: int = 0
+    """Tasks the app started (any endpoint's) still running then."""
+    skipped: str | None = None
+    failed: str | None = None
+
+    @property
+    def blocked(self) -> bool:
+        return self.skipped is None and self.failed is None and self.seconds is None
+
+    @property
+    def leaked(self) -> bool:
+        """It blocked, and this endpoint's handlers were running then (or nobody's: the app's tasks)."""
+        return self.blocked and (self.handlers_alive > 0 or not self.other_handlers)
+
+    def findings(self) -> list[str]:
+        if self.skipped:
+            return [f"not measured: {self.skipped}"]
+        if self.failed:
+            return [f"the server's shutdown failed after {self.seconds or 0:.1f} s: {self.failed}"]
+        if self.seconds is not None:
+            return [f"graceful shutdown: exited after {self.seconds:.2f} s"]
+        held = []
+        if self.handlers_alive:
+            held.append(f"{self.handlers_alive} handler(s) of this endpoint")
+        held += [f"{n} handler(s) of {path}" for path, n in sorted(self.other_handlers.items())]
+        if self.tasks_alive:
+            held.append(f"{self.tasks_alive} task(s) the app started")
+        line = f"blocks shutdown: did not exit within {self.limit_s:g} s of a graceful shutdown"
+        if held:
+            line += " (still running then: " + ", ".join(held) + ")"
+        waiting = [entry for entry in self.logged if "wait" in entry.lower()]
+        if waiting:
+            line += f"; the server logged: {waiting[-1]!r}"
+        return [line]

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
-from helpers.leakcheck.evidence import EXPLAIN, HINTS, Retention, WayEvidence
+from helpers.leakcheck.evidence import EXPLAIN, HINTS, Retention, ShutdownEvidence, WayEvidence
 
 EXIT_CODES = {"clean": 0, "leak": 1, "noisy": 3, "untested": 5}
 SEVERITY = ("clean", "untested", "noisy", "leak")
@@ -35,10 +35,11 @@ class Report:
     kind: str = "function"
     notes: list[str] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=dict)
+    shutdown: ShutdownEvidence = field(default_factory=lambda: ShutdownEvidence(skipped="not run"))
 
     @property
     def verdict(self) -> str:
-        if any(w.leaked for w in self.ways.values()) or self.retention.leaked:
+        if any(w.leaked for w in self.ways.values()) or self.retention.leaked or self.shutdown.leaked:
             return "leak"
         if any(w.noisy for w in self.ways.values()):
             return "noisy"
@@ -53,10 +54,11 @@ class Report:
 
     def kinds(self) -> list[str]:
         found = [k for w in self.ways.values() for k in w.kinds()]
-        if self.retention.leaked:
-            found.append("retained")
+        found += self.retention.kinds()
         if any(w.leaked and not w.frozen for w in self.ways.values()):
             found.append("cpu")  # the CPU figure is printed with every leak
+        if self.shutdown.leaked:
+            found.append("shutdown")
         return list(dict.fromkeys(found))
 
     def headline(self) -> str:
@@ -74,6 +76,8 @@ class Report:
             lines.append(f"  {way:<6} " + ("; ".join(findings) if findings else "nothing outlived the clients"))
         for finding in self.retention.findings():
             lines.append(f"  rounds {finding}")
+        for finding in self.shutdown.findings():
+            lines.append(f"  stop   {finding}")
         for note in self.notes:
             lines.append(f"  note: {note}")
         return "\n".join(lines)
@@ -106,6 +110,7 @@ class Report:
             "ways": {way: {**asdict(e), "leaked": e.leaked, "noisy": e.noisy} for way, e in self.ways.items()},
             "retained_per_session": self.retention.retained(),
             "retention_sessions": list(self.retention.sessions),
+            "shutdown": {**asdict(self.shutdown), "blocked": self.shutdown.blocked, "leaked": self.shutdown.leaked},
             "notes": self.notes,
             "findings": self.kinds(),
             "versions": self.versions,
