@@ -4,6 +4,7 @@ Each app is small and says where its shape comes from. The leak checker's tests 
 """
 
 import asyncio
+import itertools
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, Depends, FastAPI, Query, WebSocket, WebSocketDisconnect, WebSocketException, status
@@ -130,18 +131,20 @@ async def subscribe(websocket: WebSocket):
 
 feeds_app = FastAPI()
 feed_queues: dict[int, asyncio.Queue] = {}
+visitor_numbers = itertools.count()
 
 
 @feeds_app.websocket("/prices")
 async def sub_prices(websocket: WebSocket):
     """A mounted sub-app's endpoint that leaves a queue per visitor behind (no finally)."""
     await websocket.accept()
-    feed_queues[id(websocket)] = asyncio.Queue()
+    key = next(visitor_numbers)   # not id(websocket): an entry left behind would be overwritten once ids are reused
+    feed_queues[key] = asyncio.Queue()
     try:
         async for _ in websocket.iter_text():
             pass
     except WebSocketDisconnect:
-        del feed_queues[id(websocket)]
+        del feed_queues[key]
 
 
 app.mount("/feeds", feeds_app)
@@ -275,8 +278,8 @@ async def cache_once(websocket: WebSocket):
 
 @timing.websocket("/remember-visitors")
 async def remember_visitors(websocket: WebSocket):
-    """An id per visitor, never removed."""
+    """An entry per visitor, never removed (keyed by a counter: an id() is reused once its object is freed)."""
     await websocket.accept()
-    visitors[id(websocket)] = asyncio.get_running_loop().time()
+    visitors[next(visitor_numbers)] = asyncio.get_running_loop().time()
     async for _ in websocket.iter_text():
         pass

@@ -343,6 +343,10 @@ def _batch(link: Any, client_loop: LoopThread, url: str, path: str, n: int, opti
         least = _least(options, way)
         # The server's own timeout starts when it notices the departure (for a silent client, at the ping timeout).
         server_wait = added_wait + (least - options.settle) + 1.0 if added_wait else 0.0
+        if least > options.settle:
+            # A silent client is noticed only when the server's ping timeout fires, which a loaded CPU delays:
+            # wait up to twice the pings' own time before calling a handler that is still running stuck.
+            server_wait = max(server_wait, 2 * least + 1.0)
         waited = _wait(link, path, before, _cap(options, way, added_wait), least, server_wait)
     finally:
         clients.release()
