@@ -24,6 +24,20 @@ from helpers import browser
 from tests.jupyterlab_session import BrowserRun
 
 FOLDER_VARIABLE = "WS_LAB_EXECUTED"
+LAB_GROUPS = 2
+"""JupyterLab runs the notebooks in this many test workers at most: each worker that needs a browser starts a
+JupyterLab and a Chromium of its own, and on a 2-core machine more of them at once only slow each other down."""
+
+
+def lab_group(index: int) -> pytest.MarkDecorator:
+    """The test worker group (pytest-xdist's ``--dist loadgroup``) of the ``index``-th test that uses JupyterLab."""
+    return pytest.mark.xdist_group(f"lab-{index % LAB_GROUPS}")
+
+
+def notebook_params(paths: list[Path]) -> list[object]:
+    """One parameter per notebook, in the group that executes it, so that every test of a notebook finds it
+    already run by its own worker (or by the other one, through the folder on disk)."""
+    return [pytest.param(path, id=path.stem, marks=lab_group(index)) for index, path in enumerate(paths)]
 
 
 @dataclass(frozen=True)

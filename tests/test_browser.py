@@ -17,14 +17,14 @@ from helpers.probe import Probe
 from helpers.server import serve
 from helpers.waiting import wait_until
 from tests.conftest import lab_session, require_browser
-from tests.executed import executed
+from tests.executed import executed, lab_group, notebook_params
 from tests.jupyterlab_session import ARTIFACTS, BASE_URL
 from tests.notebook_kernel import NOTEBOOKS, notebook_paths
 
 WITH_LIVE_PLOTS = {"01_predict", "02_reproduce", "03_real_leaks", "04_the_fix", "07_at_scale", "08_browser"}
 
 
-@pytest.mark.parametrize("path", notebook_paths(), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", notebook_params(notebook_paths()))
 def test_jupyterlab_in_chromium_runs_the_notebook_with_no_error_and_its_live_plots_rendered(path: Path):
     require_browser()
     done = executed(path)
@@ -51,6 +51,7 @@ def _dashboard_through_proxy(ws_path: str, watched, wait: float) -> tuple[float 
     return back_to_baseline, probe.alive()[watched.__name__]
 
 
+@lab_group(1)   # uses that worker's JupyterLab
 def test_a_dashboard_tab_through_the_proxy_renders_updates_and_the_fixed_handler_ends_when_it_closes():
     require_browser()
     back_to_baseline, alive = _dashboard_through_proxy("ws/metrics", metrics, wait=30.0)  # a bound, not a budget
@@ -58,6 +59,7 @@ def test_a_dashboard_tab_through_the_proxy_renders_updates_and_the_fixed_handler
     assert alive == 0
 
 
+@lab_group(1)   # uses that worker's JupyterLab
 def test_a_closed_tab_leaves_the_leaky_handler_running():
     require_browser()
     back_to_baseline, alive = _dashboard_through_proxy("ws/metrics-leaky", metrics_leaky, wait=2.0)  # 10 send intervals
@@ -65,6 +67,7 @@ def test_a_closed_tab_leaves_the_leaky_handler_running():
     assert alive == 1
 
 
+@lab_group(1)   # uses that worker's JupyterLab
 def test_the_browser_tests_ran_here():
     """In CI a missing Chromium fails the suite instead of skipping the browser tests."""
     require_browser()
@@ -105,6 +108,7 @@ def test_the_dashboard_link_carries_this_kernels_key_and_its_websocket_is_served
 # Straight to the kernel's port the close carries 1008 and its reason. Through jupyter-server-proxy (4.6.0) the
 # browser's side is closed with no code (1005) and no reason: the page shows the reason from the message before.
 @pytest.mark.parametrize("route, code", [("direct", REFUSED_CODE), ("proxied", 1005)], ids=["direct", "proxied"])
+@lab_group(1)
 def test_a_browser_opening_the_dashboard_without_the_key_shows_the_refusal_and_starts_no_handler(route: str, code: int):
     require_browser()
     server = serve(app)

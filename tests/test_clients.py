@@ -36,7 +36,7 @@ def test_a_silent_client_leaves_what_the_server_sends_unread():
     server = serve(endpoints.app, ping_interval=None)
     client = clients.connect(server.url("/pusher"))[0]
     clients.leave(client, "silent")
-    assert eventually(lambda: client.unread_bytes() > 1000, timeout=2.0)
+    assert eventually(lambda: client.unread_bytes() > 1000, timeout=10.0)   # a bound: a loaded CPU sends late
 
 
 def test_a_slow_reader_receives_far_less_than_a_fast_one(server):

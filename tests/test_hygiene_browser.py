@@ -5,6 +5,7 @@ from __future__ import annotations
 import nbformat
 
 from tests.conftest import lab_session, require_browser
+from tests.executed import lab_group
 
 LATE_TRACEBACK = '''import sys, threading
 threading.Timer(0.5, lambda: print("Traceback (most recent call last):\\nRuntimeError: late",
@@ -19,6 +20,7 @@ def _notebook(name: str, *sources: str) -> str:
     return name
 
 
+@lab_group(1)   # uses that worker's JupyterLab
 def test_a_failing_cell_is_named_without_waiting_for_the_cells_after_it():
     require_browser()
     name = _notebook("failing.ipynb", "left_behind = 3",
@@ -29,6 +31,7 @@ def test_a_failing_cell_is_named_without_waiting_for_the_cells_after_it():
     assert run.failure == "code cell 2 ('# count') raised AssertionError: 3 left behind"
 
 
+@lab_group(1)   # uses that worker's JupyterLab
 def test_a_traceback_printed_under_an_earlier_cell_is_collected():
     require_browser()
     name = _notebook("stray.ipynb", LATE_TRACEBACK, "import time\ntime.sleep(2)")

@@ -9,7 +9,7 @@ from nbclient.exceptions import CellExecutionError
 from traitlets.config import Config
 
 from helpers.apps import dashboard, fixed, leaks, production, production_redis, seed
-from tests.executed import executed
+from tests.executed import executed, lab_group, notebook_params
 from tests.notebook_kernel import NOTEBOOKS, TRANSPORT_ENCRYPTION, code_cells, first_error, notebook_paths
 
 
@@ -32,7 +32,7 @@ def run_headless(notebook: nbformat.NotebookNode, timeout: float = 300) -> None:
         pytest.fail(f"The notebook stopped at {first_error(notebook)}", pytrace=False)
 
 
-@pytest.mark.parametrize("path", notebook_paths(), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", notebook_params(notebook_paths()))
 def test_the_notebook_runs_top_to_bottom_in_a_fresh_kernel(path: Path):
     notebook = executed(path).notebook
     errors = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
@@ -51,6 +51,7 @@ def check_outputs(path: Path) -> list[str]:
 EXERCISES = 6
 
 
+@lab_group(6)   # 06_exercises' group: it is executed there
 def test_every_exercise_check_rejects_the_starting_code_with_a_hint():
     feedback = check_outputs(NOTEBOOKS / "06_exercises.ipynb")
     assert len(feedback) == EXERCISES
@@ -58,6 +59,7 @@ def test_every_exercise_check_rejects_the_starting_code_with_a_hint():
                for text in feedback), feedback
 
 
+@lab_group(7)   # 06_solutions' group
 def test_every_exercise_check_accepts_the_solution_and_says_what_the_endpoint_did():
     feedback = check_outputs(NOTEBOOKS / "06_solutions.ipynb")
     assert len(feedback) == EXERCISES
