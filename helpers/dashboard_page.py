@@ -4,15 +4,16 @@ The page is self-contained (no CDN, works offline). It builds its WebSocket addr
 location, so the same page works at ``http://127.0.0.1:PORT/dashboard``, behind jupyter-server-proxy
 at ``{base_url}proxy/PORT/dashboard``, and over https (``wss:``) on Binder or a JupyterHub.
 
-Only the learner whose kernel serves the app can open it. On a JupyterHub that runs every user on one
-host, loopback ports are shared, so another user's proxy can reach this kernel's port. ``add_dashboard``
-therefore puts the app's WebSockets behind a per-kernel key: every WebSocket needs ``key=`` in its
-query string, and the page passes on the one in its own link, which ``dashboard_link`` writes. A
-WebSocket without it is accepted, told why in one message (``{"refused": REFUSED}``), and closed with
-code 1008 (policy violation) and the same reason. The page shows the message: behind jupyter-server-proxy
-the close's code and reason do not reach the browser (its ``message_cb`` closes the browser's side with
-``self.close()``, no code), so a close alone would show an unexplained 1005. The page itself holds no
-data and is served to anyone.
+Only a browser given this kernel's link (which carries its key) gets the app's WebSockets; the page
+itself holds no data and is served to anyone. On a JupyterHub that runs every user on one host, loopback
+ports are shared, so another user's proxy can reach this kernel's port (measured: docs/instructor_guide.md,
+"One host: measured"). ``add_dashboard`` therefore puts the app's WebSockets behind a per-kernel key:
+every WebSocket needs ``key=`` in its query string, and the page passes on the one in its own link, which
+``dashboard_link`` writes. A WebSocket without it is accepted, told why in one message
+(``{"refused": REFUSED}``), and closed with code 1008 (policy violation) and the same reason. The page
+shows the message: behind jupyter-server-proxy (4.6.0) the close's code and reason do not reach the
+browser (its ``message_cb`` closes the browser's side with ``self.close()``, no code), so a close alone
+would show an unexplained 1005.
 """
 
 from __future__ import annotations

@@ -91,7 +91,8 @@ def test_the_notebook_opens_with_objectives_and_time_and_closes_with_a_takeaway(
 
 
 def _definition(text: str, name: str) -> str:
-    match = re.search(rf"^((?:async def|def|class) {name}\b.*?)(?=^\S|\Z)", text, re.S | re.M)
+    """The definition of ``name`` with its decorators (a route's path), up to the next unindented line."""
+    match = re.search(rf"^((?:@[^\n]*\n)*(?:async def|def|class) {name}\b.*?)(?=^\S|\Z)", text, re.S | re.M)
     assert match, name
     return match.group(1).strip()
 
@@ -110,6 +111,11 @@ IN_STEP = [
 def test_the_endpoints_a_notebook_shows_are_the_ones_helpers_apps_holds(notebook, module, name):
     shown = "\n".join(code_cells(NOTEBOOKS / f"{notebook}.ipynb"))
     assert _definition(shown, name) == _definition(Path(module.__file__).read_text(), name)
+
+
+def test_notebook_10_shows_the_interval_its_workers_send_at():
+    shown = "\n".join(code_cells(NOTEBOOKS / "10_production_proxy_redis.ipynb"))
+    assert f"\nMETRICS_INTERVAL = {production.METRICS_INTERVAL}\n" in shown
 
 
 WHOLE_MODULE_IN_STEP = [

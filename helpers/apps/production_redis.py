@@ -41,7 +41,7 @@ async def redis_finally(websocket: WebSocket):
         await pubsub.aclose()
 
 
-# The same without `finally` (common in the wild).
+# The same without `finally`.
 @app.websocket("/ws/redis-bare")
 async def redis_bare(websocket: WebSocket):
     await websocket.accept()

@@ -8,8 +8,9 @@ each path to the worker: ``helpers.stack.tap``), with real ``websockets`` client
   tap records how their TCP connections reached the worker (FIN or RST), the worker's reporter
   the close codes the app received and when the handlers ended.
 * ``measure_read_timeout``: through nginx, three zombies of the article's loop (left clean, FIN,
-  RST), one healthy idle client and one healthy client that sends a heartbeat; the lab watches
-  until nginx has cut the idle one and for two more proxy timeouts after that.
+  RST), one healthy idle client, one healthy client that sends a heartbeat to an endpoint that
+  echoes it, and one that sends the same heartbeat to an endpoint that neither receives nor sends;
+  the lab watches until nginx has cut the idle one and for two more proxy timeouts after that.
 """
 
 from __future__ import annotations
@@ -105,12 +106,20 @@ class ReadTimeout:
     sends_during_watch: int
     """What the worker's app sent meanwhile: the zombies' messages, going nowhere, and the heartbeat's echoes."""
     heartbeats_during_watch: int
-    """Heartbeats the healthy client sent meanwhile (the echo answers each one)."""
+    """Heartbeats each heartbeat client sent meanwhile (the echo endpoint answers each one)."""
+    one_way_open: bool
+    """Whether the client heartbeating to an endpoint that never receives nor sends was still open."""
+    one_way_received: int
+    """Messages that client received: 0 means only its own heartbeats crossed its connection."""
 
 
 def measure_read_timeout(lab: Stack, *, heartbeat: float = 0.5, zombie_path: str = "/ws/metrics",
-                         echo_path: str = "/ws/echo", watch_for: float = 2.0) -> ReadTimeout:
-    """Through nginx: 3 zombies (they leave clean, FIN, RST), an idle client and a heartbeat client.
+                         echo_path: str = "/ws/echo", one_way_path: str = "/ws/prices",
+                         watch_for: float = 2.0) -> ReadTimeout:
+    """Through nginx: 3 zombies (they leave clean, FIN, RST), an idle client and two heartbeat clients.
+
+    One heartbeat client talks to ``echo_path``, which echoes; the other to ``one_way_path``, which
+    neither receives nor sends (nothing is published to it).
 
     The watch lasts until the idle client is cut (at most 5 proxy timeouts), then ``watch_for``
     proxy timeouts more. ``lab`` must watch the zombie's function (``watch=["metrics"]``).
@@ -120,6 +129,7 @@ def measure_read_timeout(lab: Stack, *, heartbeat: float = 0.5, zombie_path: str
     timeout = float(lab.nginx.settings["proxy_read_timeout"])
     worker, tap = lab.workers[0], lab.taps["nginx"]
     zombies = clients.connect(lab.url(zombie_path), 3)
+    one_way = clients.connect(lab.url(one_way_path), 1)[0]
     idle, beating = clients.connect(lab.url(echo_path), 2)
     connected = time.monotonic()
     stop = threading.Event()
@@ -127,9 +137,11 @@ def measure_read_timeout(lab: Stack, *, heartbeat: float = 0.5, zombie_path: str
 
     def beat() -> None:
         while not stop.wait(heartbeat):
-            if beating.close_code is not None:
+            still_open = [client for client in (beating, one_way) if client.close_code is None]
+            if not still_open:
                 return
-            beating.send_text("heartbeat")
+            for client in still_open:
+                client.send_text("heartbeat")
             beats[0] += 1
 
     beater = threading.Thread(target=beat, name="lab-heartbeat", daemon=True)
@@ -154,8 +166,8 @@ def measure_read_timeout(lab: Stack, *, heartbeat: float = 0.5, zombie_path: str
     beating_code = None if beating.close_code is None else int(beating.close_code)
     result = ReadTimeout(server, timeout, heartbeat, idle_cut_after, code, beating_code is None, beating_code,
                          watch_for * timeout, 3, zombie_ends, running, int(report["sends"]) - sends_before,
-                         beats_during)
-    clients.leave([idle, beating], "fin")
+                         beats_during, one_way.close_code is None, one_way.received)
+    clients.leave([idle, beating, one_way], "fin")
     return result
 
 
