@@ -1072,9 +1072,9 @@ class Agent:
                 shutdown = "hung: forced"
                 try:
                     self.serving.result(2.0)
-                except BaseException:  # noqa: BLE001 - the forced exit's own error is not the app's
+                except (Exception, asyncio.CancelledError):  # noqa: BLE001 - the forced exit's own error is not the app's
                     shutdown = "hung: abandoned"
-            except BaseException as error:  # noqa: BLE001
+            except (Exception, asyncio.CancelledError) as error:  # noqa: BLE001 - reported; an interrupt propagates
                 shutdown = f"failed: {type(error).__name__}: {error}"
                 graceful["seconds"] = round(time.monotonic() - started, 2)
                 graceful["failed"] = shutdown
