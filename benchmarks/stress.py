@@ -4,8 +4,9 @@
     .venv/bin/python -m benchmarks.stress 03 04 04 --rounds 3 --hogs 2 --cpu 1 --memory-gb 2
 
 Each round starts every named notebook at once, each in a fresh kernel. Every kernel is pinned to
-one CPU (all its threads, so the threads it starts later too) and capped at ``--memory-gb`` of
-address space (``RLIMIT_AS``, as a 2 GB Binder pod); ``--hogs`` processes spin on that same CPU for
+one CPU (all its threads, so the threads it starts later too) and capped at ``--memory-gb`` with the
+processes it starts, by a memory cgroup as a 2 GB Binder pod is (as root on cgroup v1; elsewhere the kernel's
+address space, ``RLIMIT_AS``, which Chromium cannot start under); ``--hogs`` processes spin on that same CPU for
 the whole round. The script prints, per notebook: the runs that passed, the failures (cell, first
 line, the error and the line that raised), and the smallest margin left on any timing assert.
 
@@ -24,6 +25,7 @@ import os
 import resource
 import subprocess
 import sys
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -33,16 +35,50 @@ from helpers.notebook_runner import Execution, execute, notebook_path
 HOG = "while True: pass"
 
 
+MEMORY_CGROUPS = Path("/sys/fs/cgroup/memory")
+"""cgroup v1's memory controller: a limit on what the kernel's processes use, as a Binder or Kubernetes pod has."""
+
+
+def memory_cgroup(memory_bytes: int) -> Path | None:
+    """A memory cgroup capped at ``memory_bytes``, where this process may make one (root, cgroup v1), else None."""
+    group = MEMORY_CGROUPS / f"ws-lab-stress-{os.getpid()}-{time.monotonic_ns()}"
+    try:
+        group.mkdir()
+        (group / "memory.limit_in_bytes").write_text(str(memory_bytes))
+    except OSError:
+        return None
+    return group
+
+
 def pin_and_cap(cpu: int, memory_bytes: int) -> Callable[[int], None]:
-    """A hook for a started kernel: every thread of the process on ``cpu``, the process capped at ``memory_bytes``."""
+    """A hook for a started kernel: every thread of the process on ``cpu``, and the kernel with every process it
+    starts later (servers, Chromium) capped at ``memory_bytes`` together, by a memory cgroup as in a pod. Where no
+    cgroup can be made, the kernel's own address space is capped instead (RLIMIT_AS), which is harsher: Chromium
+    reserves far more address space than it uses and cannot start under it."""
 
     def apply(pid: int) -> None:
         for tid in os.listdir(f"/proc/{pid}/task"):
             with contextlib.suppress(ProcessLookupError):  # a thread that ended meanwhile
                 os.sched_setaffinity(int(tid), {cpu})
-        resource.prlimit(pid, resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+        group = memory_cgroup(memory_bytes)
+        if group is not None:
+            (group / "cgroup.procs").write_text(str(pid))
+            CGROUPS.append(group)
+        else:
+            resource.prlimit(pid, resource.RLIMIT_AS, (memory_bytes, memory_bytes))
 
     return apply
+
+
+CGROUPS: list[Path] = []
+
+
+def remove_cgroups() -> None:
+    """Remove the round's cgroups once their processes have exited (a cgroup with processes cannot be removed)."""
+    for group in CGROUPS:
+        with contextlib.suppress(OSError):
+            group.rmdir()
+    CGROUPS.clear()
 
 
 def start_hogs(n: int, cpu: int) -> list[subprocess.Popen[bytes]]:
@@ -65,6 +101,7 @@ def one_round(paths: list[Path], cpu: int, hogs: int, memory_bytes: int) -> list
             return list(pool.map(lambda p: execute(p, timeout=300, on_kernel_started=hook), paths))
     finally:
         stop(spinning)
+        remove_cgroups()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,7 @@ import hashlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import urllib.request
@@ -143,13 +144,19 @@ def lab(args: list[str]) -> int:
 
 def _run_in_foreground(command: list[str]) -> int:
     """Run ``command`` until it exits. Ctrl-C reaches it too (same terminal): JupyterLab asks to confirm, then
-    shuts down in its own way, so this waits for it instead of dying with a traceback and killing it."""
+    shuts down in its own way, so this waits for it instead of dying with a traceback and killing it. A SIGTERM
+    sent to this process (``timeout``, ``docker stop``, systemd) is passed on, and this waits for it to exit."""
     process = subprocess.Popen(command, cwd=ROOT)
-    while True:
-        try:
-            return process.wait()
-        except KeyboardInterrupt:
-            continue
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: process.send_signal(signal.SIGTERM))
+    try:
+        while True:
+            try:
+                code = process.wait()
+                return 128 - code if code < 0 else code   # killed by a signal: the shell's 128 + its number
+            except KeyboardInterrupt:
+                continue
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def test(args: list[str]) -> int:

@@ -114,3 +114,23 @@ def test_exercise_1_without_its_finally_is_a_leak():
     report = check(scores_app, "/ws/scores", clients=3)
     assert report.verdict == "leak", report.summary()
     assert "asyncio.queues.Queue" in report.retention.retained()
+
+
+def test_a_uvicorn_without_a_websocket_library_is_a_usage_error_that_says_what_to_install(monkeypatch):
+    import uvicorn.protocols.websockets.auto as auto
+
+    monkeypatch.setattr(auto, "AutoWebSocketsProtocol", None)   # what `pip install uvicorn` alone gives
+    with pytest.raises(LabError, match=r"no WebSocket library.*install websockets \(or uvicorn\[standard\]\)"):
+        check("helpers.apps.seed:app", "/ws/metrics", clients=1, ways=("clean",))
+
+
+def test_without_psutil_the_report_says_the_connections_were_not_measured(monkeypatch):
+    import importlib.util
+
+    from helpers.leakcheck import checking
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "psutil" else real_find_spec(name, *a))
+    report = check("helpers.apps.fixed:app", "/ws/prices", clients=1, ways=("clean",))
+    assert checking.NO_PSUTIL in report.notes

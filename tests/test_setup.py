@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers.waiting import wait_until
+
 ROOT = Path(__file__).resolve().parent.parent
 MISSING = 'raise ModuleNotFoundError("No module named {name!r}", name={name!r})\n'
 
@@ -106,3 +108,21 @@ def test_clean_removes_only_the_labs_own_folder_of_a_lab_cache_that_holds_other_
     assert done.returncode == 0, done.stderr
     assert not (shared / "stacks").exists()
     assert (shared / "someone-elses").is_dir()
+
+
+def test_a_sigterm_to_the_lab_command_reaches_jupyterlab_and_leaves_no_process_behind():
+    import signal
+
+    import psutil
+
+    runner = ("import sys; from helpers.__main__ import _run_in_foreground; "
+              "sys.exit(_run_in_foreground([sys.executable, '-c', 'import time; time.sleep(120)']))")
+    parent = subprocess.Popen([sys.executable, "-c", runner], cwd=ROOT)
+    try:
+        assert wait_until(lambda: psutil.Process(parent.pid).children(), timeout=30) is not None
+        child = psutil.Process(parent.pid).children()[0]
+        parent.send_signal(signal.SIGTERM)   # as `timeout`, `docker stop` or systemd send it
+        assert parent.wait(timeout=30) == 128 + signal.SIGTERM   # the child's status, as a shell reports it
+        assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE
+    finally:
+        parent.kill()

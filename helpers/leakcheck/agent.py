@@ -517,6 +517,9 @@ class UvicornRunner(ServerRunner):
                 self.config.load()
             except Exception as error:  # noqa: BLE001 - e.g. a backend that is not installed
                 raise UsageError(f"uvicorn cannot start with ws={ws!r}: {type(error).__name__}: {error}.") from None
+        if getattr(self.config, "ws_protocol_class", True) is None:  # ws="auto" found no WebSocket library
+            raise UsageError("uvicorn in this Python has no WebSocket library, so it answers every WebSocket "
+                             "handshake with 404: install websockets (or uvicorn[standard]) there.")
         self.server = uvicorn.Server(self.config)
         if ws == "websockets":  # the deprecated backend closes with a 10 s close timeout of its own
             self.added_wait = 10.0
@@ -797,6 +800,9 @@ class Agent:
             sock.close()
             raise UsageError(f"The {server} server is not installed in this Python ({sys.executable}): "
                              f"{missing}.") from None
+        except BaseException:  # a server that refuses its settings: the socket bound for it is closed, the error kept
+            sock.close()
+            raise
         self.server_files = tuple(
             os.path.dirname(getattr(sys.modules.get(name), "__file__", "") or "/nonexistent") + os.sep
             for name in (server, "websockets", "wsproto", "h11", "httptools") if sys.modules.get(name)

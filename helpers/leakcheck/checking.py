@@ -17,6 +17,7 @@ Then two rounds (n, then 2n sessions) measure what stays reachable per departed 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import queue
@@ -174,6 +175,10 @@ def _answered(answer: dict[str, Any]) -> dict[str, Any]:
 
 
 # The server process's own connections.
+
+
+NO_PSUTIL = ("connections the server opened (to Redis, a database, another service) were not measured: psutil is "
+             "not installed in this Python (pip install psutil)")
 
 
 def _connections(link: Any) -> dict[str, int]:
@@ -522,6 +527,8 @@ def _run_server(app: Any, paths: list[str], all_paths: bool, server: str, option
             if target["note"]:
                 report.notes.append(target["note"])
             report.notes += started.get("notes", [])
+            if importlib.util.find_spec("psutil") is None:
+                report.notes.append(NO_PSUTIL)
             last: dict[str, Any] | None = None
             ends: list[dict[str, Any]] = []
             for way in options.ways:
