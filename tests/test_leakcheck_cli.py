@@ -31,6 +31,8 @@ def test_the_command_exits_1_on_a_leak_3_when_noisy_and_0_when_clean():
     ("args", "message"),
     [
         (["no_such_module:app", "/ws"], "Cannot import module 'no_such_module'"),
+        (["no_such_module:app", "/ws"], "run from the folder your app imports from"),
+        (["main.py:app", "/ws"], "name the module, not its file: main:app"),
         (["tests.zoo_broken.raises_on_import:app", "/ws"], "raised KeyError: 'LEAKCHECK_ZOO_DATABASE_URL'"),
         (["helpers.apps.seed:nothing", "/ws"], "has no attribute 'nothing'"),
         (["helpers.apps.seed:app", "/nope"], "no WebSocket route at '/nope'"),

@@ -96,7 +96,12 @@ def load(spec: str) -> tuple[Any, str]:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as error:
         if error.name and module_name.startswith(error.name):
-            raise UsageError(f"Cannot import module {module_name!r} for app path {spec!r}: {error}.") from None
+            if module_name.endswith(".py"):
+                hint = f"name the module, not its file: {module_name[:-3].replace('/', '.')}:{attribute}"
+            else:
+                hint = f"run from the folder your app imports from (this is {os.getcwd()})"
+            raise UsageError(f"Cannot import module {module_name!r} for app path {spec!r} ({error}): "
+                             f"{hint}.") from None
         raise UsageError(f"Importing {module_name!r} failed: {type(error).__name__}: {error}.") from None
     except BaseException as error:  # noqa: BLE001 - any exception of the user's module is reported, not raised
         raise UsageError(f"Importing {module_name!r} raised {type(error).__name__}: {error}.") from None
