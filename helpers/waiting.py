@@ -1,9 +1,12 @@
-"""Polling for a condition with a deadline: the one waiting loop the helpers share."""
+"""Polling with a deadline: for a condition, or for a reading that has stopped changing."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.02) -> float | None:
@@ -15,3 +18,17 @@ def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 
         if time.monotonic() - started >= timeout:
             return None
         time.sleep(interval)
+
+
+def settled(read: Callable[[], T], settle: float, longest: float = 5.0) -> T:
+    """``read()`` once it returned the same twice, ``settle / 2`` apart, after waiting ``settle`` first; at most
+    ``longest`` seconds more, then the latest reading."""
+    time.sleep(settle)
+    deadline = time.monotonic() + longest
+    before = read()
+    while True:
+        time.sleep(settle / 2)
+        now = read()
+        if now == before or time.monotonic() > deadline:
+            return now
+        before = now

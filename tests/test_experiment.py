@@ -172,3 +172,10 @@ def test_server_busy_holds_the_servers_loop_until_the_block_ends(server):
             server.loop.call_soon_threadsafe(ran.set)
             assert not ran.wait(0.3)
         assert ran.wait(10)
+
+
+def test_settled_returns_a_reading_once_it_stops_changing():
+    from helpers.waiting import settled
+
+    readings = iter([3, 2, 1, 1, 0])
+    assert settled(lambda: next(readings), settle=0.02) == 1   # the first reading seen twice in a row

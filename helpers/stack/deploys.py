@@ -22,7 +22,7 @@ from typing import Literal
 from helpers.errors import LabError
 from helpers.stack.processes import HOST
 from helpers.stack.workers import Server, Worker
-from helpers.waiting import wait_until
+from helpers.waiting import settled, wait_until
 
 Departure = Literal["fin", "connected"]
 
@@ -106,15 +106,7 @@ def _close_frame(sock: socket.socket, timeout: float) -> str:
 
 def _settled_handlers(worker: Worker, settle: float, longest: float = 5.0) -> int:
     """The worker's live handlers once the count has not changed for ``settle`` seconds (at most ``longest`` more)."""
-    time.sleep(settle)
-    deadline = time.monotonic() + longest
-    count = worker.handlers()
-    while True:
-        time.sleep(settle / 2)
-        now = worker.handlers()
-        if now == count or time.monotonic() > deadline:
-            return now
-        count = now
+    return settled(worker.handlers, settle, longest)
 
 
 def measure_shutdown(

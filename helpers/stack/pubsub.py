@@ -10,7 +10,6 @@ and the worker's live handlers (its reporter).
 from __future__ import annotations
 
 import socket
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +17,7 @@ from helpers.errors import LabError
 from helpers.stack.deploys import raw_websocket
 from helpers.stack.redis import RedisServer
 from helpers.stack.workers import Server, Worker
-from helpers.waiting import wait_until
+from helpers.waiting import settled, wait_until
 
 APP = "helpers.apps.production_redis:app"
 FUNCTIONS = ("redis_finally", "redis_bare", "redis_pattern")
@@ -62,15 +61,7 @@ def _snapshot(redis_server: RedisServer, worker: Worker) -> dict[str, Left]:
 
 def _settled(redis_server: RedisServer, worker: Worker, settle: float, longest: float = 5.0) -> dict[str, Left]:
     """A snapshot once nothing has changed for ``settle`` seconds (or after ``longest`` more seconds)."""
-    time.sleep(settle)
-    deadline = time.monotonic() + longest
-    before = _snapshot(redis_server, worker)
-    while True:
-        time.sleep(settle / 2)
-        now = _snapshot(redis_server, worker)
-        if now == before or time.monotonic() > deadline:
-            return now
-        before = now
+    return settled(lambda: _snapshot(redis_server, worker), settle, longest)
 
 
 def measure_departures(
@@ -153,15 +144,7 @@ def _stack_snapshot(lab: Any) -> tuple[dict[tuple[str, str], Left], dict[str, in
 
 
 def _stack_settled(lab: Any, settle: float, longest: float = 5.0) -> tuple[dict[tuple[str, str], Left], dict[str, int]]:
-    time.sleep(settle)
-    deadline = time.monotonic() + longest
-    before = _stack_snapshot(lab)
-    while True:
-        time.sleep(settle / 2)
-        now = _stack_snapshot(lab)
-        if now == before or time.monotonic() > deadline:
-            return now
-        before = now
+    return settled(lambda: _stack_snapshot(lab), settle, longest)
 
 
 def measure_across_workers(lab: Any, *, per_version: int = 4, settle: float = 0.5) -> AcrossWorkers:
