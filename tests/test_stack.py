@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import concurrent.futures
+import math
 import os
 import signal
 import socket
 import struct
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -200,8 +200,8 @@ def test_proxy_read_timeout_cuts_a_healthy_idle_client_and_a_heartbeat_keeps_its
             await beat(talker)
         with pytest.raises(ConnectionClosed):
             await idle.recv()
-        cut_at = time.monotonic()
-        while time.monotonic() - cut_at < 2 * timeout:  # two more windows of silence it would have been cut in
+        # Beats at least `heartbeat` apart after the cut: together two more windows of silence it would be cut in.
+        for _ in range(math.ceil(2 * timeout / heartbeat)):
             await beat(talker)
         talker_open = talker.state.name == "OPEN"
         await talker.close()
