@@ -8,7 +8,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 from traitlets.config import Config
 
-from helpers.apps import dashboard, fixed, leaks, production, production_redis, seed
+from helpers.apps import dashboard, fixed, heavy_sender, leaks, production, production_redis, seed
 from tests.executed import executed, lab_group, notebook_params
 from tests.notebook_kernel import NOTEBOOKS, TRANSPORT_ENCRYPTION, code_cells, first_error, notebook_paths
 
@@ -17,7 +17,7 @@ def test_there_are_notebooks_to_test():
     assert [p.name for p in notebook_paths()] == [
         "00_start_here.ipynb", "01_predict.ipynb", "02_reproduce.ipynb", "03_real_leaks.ipynb", "04_the_fix.ipynb",
         "05_servers.ipynb", "06_exercises.ipynb", "06_solutions.ipynb", "07_at_scale.ipynb", "08_browser.ipynb",
-        "09_production_deploys.ipynb", "10_production_proxy_redis.ipynb",
+        "09_production_deploys.ipynb", "10_production_proxy_redis.ipynb", "11_production_heavy_sender.ipynb",
     ]
 
 
@@ -120,6 +120,7 @@ def test_notebook_10_shows_the_interval_its_workers_send_at():
 
 WHOLE_MODULE_IN_STEP = [
     ("03_real_leaks", leaks), ("04_the_fix", fixed), ("10_production_proxy_redis", production_redis),
+    ("11_production_heavy_sender", heavy_sender),
 ]
 
 

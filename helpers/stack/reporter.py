@@ -13,7 +13,8 @@ The server imports the factory, which reads three environment variables:
     hypercorn 'helpers.stack.reporter:from_environment()' ...
 
 The report counts, for this process: WebSocket handlers running now (an ASGI call for a
-``websocket`` scope that has not returned), WebSockets opened and ended, messages the app sent,
+``websocket`` scope that has not returned), WebSockets opened and ended (and how: "returned" or the
+exception's name), messages the app sent, the sends waiting now (called, not yet returned),
 the close codes the app's receive was given, and the live coroutines of each watched function
 (counted on the server's loop, walking every task's await chain).
 """
@@ -47,6 +48,8 @@ class Reported:
         self.opened = 0
         self.ended = 0
         self.sends = 0
+        self.sending = 0
+        self.endings: dict[str, int] = {}
         self.close_codes: list[int] = []
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._listener.bind(report_socket)
@@ -68,15 +71,24 @@ class Reported:
         async def counted_send(message: dict[str, Any]) -> None:
             if message["type"] == "websocket.send":
                 self.sends += 1
-            await send(message)
+            self.sending += 1
+            try:
+                await send(message)
+            finally:
+                self.sending -= 1
 
         self.live += 1
         self.opened += 1
+        ending = "returned"
         try:
             await self.app(scope, counted_receive, counted_send)
+        except BaseException as error:
+            ending = type(error).__name__
+            raise
         finally:
             self.live -= 1
             self.ended += 1
+            self.endings[ending] = self.endings.get(ending, 0) + 1
 
     def report(self) -> dict[str, Any]:
         return {
@@ -86,6 +98,8 @@ class Reported:
             "opened": self.opened,
             "ended": self.ended,
             "sends": self.sends,
+            "sending": self.sending,
+            "endings": dict(self.endings),
             "close_codes": list(self.close_codes),
             "alive": self._alive(),
         }

@@ -28,11 +28,12 @@ START_TIMEOUT = 30.0
 
 
 def _command(server: str, fd: int, *, ping_interval: float | None, ping_timeout: float | None,
-              graceful_timeout: float | None, lifespan: bool) -> list[str]:
+              graceful_timeout: float | None, lifespan: bool, trace: bool = False) -> list[str]:
     python = [sys.executable, "-m", server]
     if server == "uvicorn":
         argv = [*python, "--factory", "helpers.stack.reporter:from_environment", "--fd", str(fd),
                 "--lifespan", "on" if lifespan else "off", "--no-access-log"]
+        argv += ["--log-level", "trace"] if trace else []
         argv += ["--ws-ping-interval", str(ping_interval or 0)] if ping_interval is not None else []
         argv += ["--ws-ping-timeout", str(ping_timeout)] if ping_timeout is not None else []
         if graceful_timeout is not None:  # whole seconds only (checked by Worker)
@@ -52,6 +53,7 @@ class Worker(OwnedProcess):
     setting). ``graceful_timeout``: uvicorn's ``--timeout-graceful-shutdown`` (default: wait
     for ever) or hypercorn's ``--graceful-timeout`` (default 3 s). ``watch``: function names
     whose live coroutines the worker counts. ``environment``: extra variables for the app.
+    ``trace``: uvicorn's ``--log-level trace`` (it logs, among others, each keepalive ping timeout).
     ``wait=False`` returns once the process is started; call ``wait_ready()`` before using it
     (the stack starts its workers side by side this way).
     """
@@ -66,6 +68,7 @@ class Worker(OwnedProcess):
         ping_timeout: float | None = None,
         graceful_timeout: float | None = None,
         lifespan: bool = True,
+        trace: bool = False,
         name: str | None = None,
         environment: dict[str, str] | None = None,
         wait: bool = True,
@@ -101,7 +104,7 @@ class Worker(OwnedProcess):
             **(environment or {}),
         }
         command = _command(server, sock.fileno(), ping_interval=ping_interval, ping_timeout=ping_timeout,
-                           graceful_timeout=graceful_timeout, lifespan=lifespan)
+                           graceful_timeout=graceful_timeout, lifespan=lifespan, trace=trace)
         self._sock = sock
         try:
             self.child = Child(f"{server} worker", command, log=self.dir / "server.log",

@@ -1,0 +1,199 @@
+"""A client that stops reading while the app sends a lot, measured: what ends the handler, and what stays.
+
+Each measurement starts one worker (``helpers.stack.workers``) serving ``helpers.apps.heavy_sender``,
+with nginx in front when the route is "nginx", and opens real ``websockets`` clients that stop
+reading at once (``Client.hold_reading``: connected, reading nothing). It records
+
+* when the app's sends stopped: the buffers between the app and the client are full, and each
+  send waits for room;
+* at the end of the watch: the handlers alive, how many of them wait in a send, the sends made in
+  the watch's last second, and the worker's TCP connections still established;
+* then the clients read again: how each client's connection ended (close code and reason), and
+  how many handlers were still running once the clients had read what was waiting for them.
+
+Where nginx is missing, ``table()`` measures the direct rows and takes the nginx rows from a run
+recorded with the lab. ``python -m helpers.stack.stalled`` records them again.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import platform
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import psutil
+
+from helpers import clients
+from helpers.apps.heavy_sender import CHUNK
+from helpers.errors import LabError
+from helpers.stack import nginx
+from helpers.stack.nginx import Nginx
+from helpers.stack.recorded import MEASURED, Recording, versions
+from helpers.stack.workers import Server, Worker
+from helpers.waiting import settled, wait_until
+
+APP = "helpers.apps.heavy_sender:app"
+RECORDED = Path(__file__).with_name("recorded_11.json")
+SERVERS: tuple[Server, ...] = ("uvicorn", "hypercorn")
+Route = Literal["direct", "nginx"]
+CLIENT_RCVBUF = 64 * 1024
+"""Each client's receive buffer, fixed: the server's send buffer still grows to a few MiB on loopback."""
+LAST = 1.0
+"""Seconds at the end of the watch in which the app's sends are counted: 0 means none was made."""
+
+
+PING_TIMEOUT_LOG = "WebSocket keepalive ping timeout"
+"""What uvicorn logs at trace level when a ping's timeout fires (``keepalive_timeout``)."""
+
+
+@dataclass(frozen=True)
+class Stalled:
+    """``clients`` clients of ``path`` stopped reading: what the worker did, through ``route``."""
+
+    server: str
+    path: str
+    route: str
+    clients: int
+    ping: tuple[float, float] | None
+    """The worker's ping interval and timeout (uvicorn); None: the worker sends no pings (hypercorn)."""
+    send_timeout: float | None
+    """nginx's ``send_timeout`` (route "nginx"); None: the clients were connected directly."""
+    blocked_after: float | None
+    """Seconds from the clients' connecting until the app's sends stopped; None: they never stopped."""
+    mib_per_client: float
+    """What the app had sent to each client, on average, when its sends stopped."""
+    cut_after: float | None
+    """Seconds from connecting until the worker had no established connection left; None: not in the watch."""
+    watched: float
+    """Seconds from the clients' connecting to the readings below."""
+    handlers: int
+    sending: int
+    """Handlers waiting in a send at the end of the watch."""
+    sends_last_second: int
+    connections: int
+    """The worker's TCP connections on its port still established at the end of the watch."""
+    ping_timeouts: int
+    """Keepalive ping timeouts uvicorn logged during the watch (0 for hypercorn, which sends no pings)."""
+    endings: dict[str, int] = field(default_factory=dict)
+    """How the handlers that ended by the end of the watch ended: "returned" or an exception's name."""
+    handlers_after_reading: int = 0
+    """Handlers still running once the clients read again and had read what was waiting for them."""
+
+    @property
+    def outcome(self) -> str:
+        if self.handlers == 0:
+            return f"ended ({', '.join(f'{n} {how}' for how, n in sorted(self.endings.items()))})"
+        doing = "blocked in send" if self.sending == self.handlers and self.sends_last_second == 0 else "sending"
+        return f"{self.handlers} of {self.clients} alive, {doing}"
+
+
+def established(worker: Worker) -> int:
+    """The worker's TCP connections on its own port that are established (its clients', or nginx's)."""
+    try:
+        connections = psutil.Process(worker.pid).net_connections(kind="tcp")
+    except psutil.NoSuchProcess:
+        return 0
+    return sum(c.status == psutil.CONN_ESTABLISHED and c.laddr.port == worker.port for c in connections)
+
+
+def measure(server: Server, path: str, route: Route = "direct", *, n: int = 3, watch: float = 3.5,
+            ping: tuple[float, float] = (0.5, 2.0), send_timeout: float = 1.0) -> Stalled:
+    """``n`` clients of ``path`` on a fresh ``server`` worker stop reading at once; what happens.
+
+    The readings are taken ``watch`` seconds after the clients connected, and, through nginx, not
+    before nginx has cut its connections to the worker (at most 10 s more). ``ping``: uvicorn's
+    interval and timeout (hypercorn sends no pings).
+    """
+    if route not in ("direct", "nginx"):
+        raise LabError(f"route must be 'direct' or 'nginx', not {route!r}.")
+    pings = ping if server == "uvicorn" else None
+    interval, timeout = pings if pings is not None else (None, None)
+    with Worker(APP, server, ping_interval=interval, ping_timeout=timeout, trace=pings is not None) as worker, \
+            (Nginx([worker.port], send_timeout=send_timeout) if route == "nginx" else nullcontext()) as proxy:
+        group = clients.connect(proxy.url(path) if proxy else worker.url(path), n, rcvbuf=CLIENT_RCVBUF)
+        try:
+            if wait_until(lambda: worker.handlers() == n, timeout=10.0) is None:
+                raise LabError(f"{path} on {server} did not run {n} handlers.")
+            connected = time.monotonic()
+            for client in group:
+                client.hold_reading()
+            sent = settled(lambda: int(worker.report()["sends"]), settle=0.2, longest=watch)
+            blocked_after = time.monotonic() - connected if sent == worker.report()["sends"] else None
+            cut = wait_until(lambda: established(worker) == 0, timeout=10.0) if proxy else None
+            cut_after = None if cut is None else time.monotonic() - connected
+            time.sleep(max(0.0, connected + watch - LAST - time.monotonic()))
+            before = int(worker.report()["sends"])
+            time.sleep(LAST)
+            report, connections = worker.report(), established(worker)
+            watched = time.monotonic() - connected
+            for client in group:
+                client.hold_reading(False)
+            wait_until(lambda: all(c.close_code is not None for c in group) or group.received() >= sent, 5.0)
+            after = settled(worker.handlers, settle=0.3, longest=3.0)
+        finally:
+            clients.leave(group, "fin")
+        return Stalled(
+            server, path, route, n, pings, send_timeout if proxy else None, blocked_after,
+            round(sent * len(CHUNK) / n / 2**20, 1), cut_after, round(watched, 2), int(report["handlers"]),
+            int(report["sending"]), int(report["sends"]) - before, connections,
+            worker.output().count(PING_TIMEOUT_LOG), dict(report["endings"]), after,
+        )
+
+
+PATHS = ("/ws/firehose", "/ws/firehose-bounded", "/ws/firehose-fixed")
+ROUTES: tuple[Route, ...] = ("direct", "nginx")
+
+
+def every_setup(servers: tuple[Server, ...] = SERVERS, routes: tuple[Route, ...] = ROUTES,
+                **options: Any) -> list[Stalled]:
+    """``measure`` for each of ``PATHS``, by each route, on each server: one thread per server and route."""
+
+    def one_thread(setup: tuple[Server, Route]) -> list[Stalled]:
+        server, route = setup
+        return [measure(server, path, route, **options) for path in PATHS]
+
+    setups = [(server, route) for server in servers for route in routes]
+    with ThreadPoolExecutor(max_workers=len(setups)) as pool:
+        return [row for rows in pool.map(one_thread, setups) for row in rows]
+
+
+def _settings(watch: float, ping: tuple[float, float], send_timeout: float) -> dict[str, Any]:
+    return {"watch": watch, "ping": list(ping), "send_timeout": send_timeout}
+
+
+def table(*, watch: float = 3.5, ping: tuple[float, float] = (0.5, 2.0),
+          send_timeout: float = 1.0) -> tuple[list[Stalled], dict[str, str]]:
+    """Every setup on both servers, and where each route's rows come from.
+
+    Where nginx is not installed, the direct rows are still measured here, and the nginx rows are
+    the ones recorded with the lab (``recorded_11.json``), labelled as such.
+    """
+    options: dict[str, Any] = {"watch": watch, "ping": ping, "send_timeout": send_timeout}
+    if nginx.available():
+        return every_setup(**options), dict.fromkeys(ROUTES, MEASURED)
+    recording = Recording(RECORDED)
+    if recording.settings != _settings(**options):
+        raise LabError(f"The recorded results were made with {recording.settings}, not {_settings(**options)}.")
+    recorded_rows = [Stalled(**{**row, "ping": tuple(row["ping"]) if row["ping"] else None})
+                     for row in recording.results["stalled"] if row["route"] == "nginx"]
+    return every_setup(routes=("direct",), **options) + recorded_rows, {"direct": MEASURED, "nginx": recording.label}
+
+
+def record(path: Path = RECORDED) -> None:
+    """Measure every setup with the notebook's settings, and write the rows with the date and versions."""
+    settings = _settings(3.5, (0.5, 2.0), 1.0)
+    rows = every_setup(watch=3.5, ping=(0.5, 2.0), send_timeout=1.0)
+    path.write_text(json.dumps({"date": datetime.date.today().isoformat(), "python": platform.python_version(),
+                                "versions": versions(), "settings": settings,
+                                "results": {"stalled": [asdict(row) for row in rows]}}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    record()
+    print(f"recorded notebook 11's measurements in {RECORDED} ({Recording(RECORDED).label})")

@@ -1,0 +1,64 @@
+"""Notebook 11's helpers: clients that stop reading while the app sends a lot, measured on real workers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from helpers.errors import LabError
+from helpers.stack import nginx, stalled
+from helpers.stack.recorded import MEASURED
+from helpers.stack.stalled import Stalled
+
+
+def test_a_handler_whose_client_stops_reading_is_reported_blocked_in_send_not_sending():
+    row = stalled.measure("hypercorn", "/ws/firehose", n=2, watch=2.0)
+    assert (row.handlers, row.sending, row.sends_last_second, row.connections) == (2, 2, 0, 2)
+    assert row.outcome == "2 of 2 alive, blocked in send"
+    assert row.handlers_after_reading == 2   # it sends again once the clients read
+
+
+def test_a_timeout_around_each_send_ends_the_handler_and_the_server_keeps_the_connection():
+    row = stalled.measure("uvicorn", "/ws/firehose-bounded", n=2, watch=2.5)
+    assert row.handlers == 0 and row.endings == {"returned": 2}
+    assert row.connections == 2
+
+
+def test_uvicorns_ping_timeout_is_logged_and_leaves_the_blocked_handler_running():
+    row = stalled.measure("uvicorn", "/ws/firehose", n=2, watch=3.0, ping=(0.5, 1.5))
+    assert row.ping_timeouts == 2 and row.handlers == 2 and row.sending == 2
+
+
+def test_an_unknown_route_is_refused_in_one_sentence():
+    with pytest.raises(LabError, match="route must be 'direct' or 'nginx'"):
+        stalled.measure("uvicorn", "/ws/firehose", "proxy")  # type: ignore[arg-type]
+
+
+def test_the_nginx_rows_were_recorded_with_the_notebooks_settings_for_every_endpoint_and_server():
+    data = json.loads(stalled.RECORDED.read_text())
+    assert data["settings"] == {"watch": 3.5, "ping": [0.5, 2.0], "send_timeout": 1.0}
+    nginx_rows = [(r["server"], r["path"]) for r in data["results"]["stalled"] if r["route"] == "nginx"]
+    assert sorted(nginx_rows) == sorted((s, p) for s in stalled.SERVERS for p in stalled.PATHS)
+
+
+def test_without_nginx_the_direct_rows_are_measured_and_the_nginx_rows_are_labelled_recorded(monkeypatch):
+    measured: list[tuple[str, ...]] = []
+
+    def every_setup(servers=stalled.SERVERS, routes=stalled.ROUTES, **options):
+        measured.append(routes)
+        return []
+
+    monkeypatch.setattr(nginx, "available", lambda: False)
+    monkeypatch.setattr(stalled, "every_setup", every_setup)
+    rows, sources = stalled.table()
+    assert measured == [("direct",)]
+    assert sources["direct"] == MEASURED and sources["nginx"].startswith("RECORDED with the lab on ")
+    assert len(rows) == 6 and all(isinstance(r, Stalled) and r.route == "nginx" for r in rows)
+    assert all(r.ping is None or isinstance(r.ping, tuple) for r in rows)
+
+
+def test_recorded_rows_are_refused_for_other_settings(monkeypatch):
+    monkeypatch.setattr(nginx, "available", lambda: False)
+    with pytest.raises(LabError, match="recorded results were made with"):
+        stalled.table(send_timeout=5.0)
