@@ -22,7 +22,7 @@ PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F
 FONT_SIZE = 14
 
 
-def _style_axes(ax: Axes, title: str) -> None:
+def style_axes(ax: Axes, title: str) -> None:
     figure = ax.get_figure(root=True)
     assert isinstance(figure, Figure)  # an Axes drawn by the lab always belongs to a figure
     width = figure.get_size_inches()[0] / len(figure.axes)
@@ -57,7 +57,7 @@ def draw_run(ax: Axes, run: Run, *, connections: bool = True, top: float | None 
     if times:
         ax.set_xlim(0, max(times[-1], 0.5))
     ax.legend(fontsize=FONT_SIZE - 3, loc="center right", framealpha=0.9)
-    _style_axes(ax, run.title)
+    style_axes(ax, run.title)
 
 
 Panel = tuple[str, Sequence[str]]
