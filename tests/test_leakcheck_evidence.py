@@ -115,3 +115,18 @@ def test_a_handler_waiting_on_a_feed_is_reported_as_alive_and_waiting_not_sendin
     evidence = report.ways["fin"]
     assert evidence.handlers_alive == 2 and evidence.sends_per_s == 0 and evidence.blocked_in_send == 0
     assert "no sends after their clients left (alive and waiting)" in report.summary()
+
+
+def test_a_handler_whose_client_stopped_reading_is_reported_as_blocked_in_a_send_not_sending():
+    # The silent client stays connected and stops reading; with pings off nothing closes it, so the flood fills the
+    # sockets' buffers (the server's send buffer grows to 4 MB: a second here, more on a loaded CPU, each chunk being
+    # compressed first) and uvicorn's send then waits for a drain that never comes. The least wait (settle) leaves
+    # room for that before the wait's last second, over which the sends are counted.
+    report = check("tests.zoo:app", "/flood", clients=2, ways=("silent",), ping_interval=None, ping_timeout=None,
+                   settle=5.0)
+    assert report.verdict == "leak", report.summary()
+    evidence = report.ways["silent"]
+    assert evidence.handlers_alive == 2 and evidence.blocked_in_send == 2 and evidence.sends_per_s == 0
+    assert "2 blocked in a send that does not return (alive and stuck), no sends meanwhile" in report.summary()
+    assert "to nobody" not in report.summary()
+    assert "sends" in report.kinds()

@@ -175,3 +175,18 @@ async def upstream_closed_in_finally(websocket: WebSocket):
         upstream.close()
         _lent.discard(upstream)
 
+
+
+# A sender that never receives, with chunks large enough to fill the sockets' buffers within a second: a client
+# that stays connected but stops reading leaves its send blocked (uvicorn waits for the transport to drain). The
+# chunk is random bytes, which permessage-deflate cannot shrink.
+CHUNK = os.urandom(256 * 1024)
+
+
+@app.websocket("/flood")
+async def flood(websocket: WebSocket):
+    """Sends 256 KiB every 0.02 s and never receives."""
+    await websocket.accept()
+    while True:
+        await websocket.send_bytes(CHUNK)
+        await asyncio.sleep(0.02)

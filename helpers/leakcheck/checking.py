@@ -33,7 +33,8 @@ from typing import Any
 from helpers.errors import LabError
 from helpers.leakcheck import agent as agent_module
 from helpers.leakcheck.clients import WAYS, Clients, Script
-from helpers.leakcheck.evidence import CONNECTIONS, WEBSOCKET_TYPE, Retention, ShutdownEvidence, WayEvidence
+from helpers.leakcheck.evidence import CONNECTIONS, REDIS, WEBSOCKET_TYPE, Retention, ShutdownEvidence, WayEvidence
+from helpers.leakcheck.redisview import RedisStopped, RedisView, shown
 from helpers.leakcheck.report import Report, Run
 from helpers.loopthread import LoopThread
 
@@ -74,6 +75,9 @@ class Options:
     granian's workers_kill_timeout); None: the server's default, as a deploy runs it (uvicorn: none)."""
     shutdown_limit: float = 3.0
     """How long the checker waits for the server to exit after asking it to shut down gracefully."""
+    redis: str | None = None
+    """A Redis URL (redis://, rediss://, unix://): Redis's own subscriptions and clients are read before the clients
+    connect and after they left; None: Redis is not read."""
 
     def public(self) -> dict[str, Any]:
         return {
@@ -81,7 +85,7 @@ class Options:
             "ping_timeout": self.ping_timeout, "max_wait": self.max_wait, "lifespan": self.lifespan,
             "send": list(self.script.send), "headers": [f"{k}: {v}" for k, v in self.script.headers],
             "subprotocols": list(self.script.subprotocols), "python": self.python or sys.executable,
-            "shutdown_limit": self.shutdown_limit,
+            "shutdown_limit": self.shutdown_limit, "redis": shown(self.redis) if self.redis else None,
         }
 
 
@@ -202,14 +206,31 @@ def _connections(link: Any) -> dict[str, int]:
     return counts
 
 
+def _redis(link: Any) -> dict[str, int]:
+    """Redis's subscriptions and clients now (``--redis``), or nothing without it."""
+    view: RedisView | None = getattr(link, "redis", None)
+    if view is None:
+        return {}
+    try:
+        return view.reading()
+    except RedisStopped as error:
+        raise CheckerFailed(str(error)) from None
+
+
 def _retained_snapshot(link: Any) -> dict[str, Any]:
     snap: dict[str, Any] = link.request({"op": "snapshot", "retained": True})
     snap["connections"] = _connections(link)
+    snap["redis"] = _redis(link)
     return snap
 
 
 def _sizes(snap: dict[str, Any]) -> dict[str, int]:
-    return {**snap["retained"], **snap["containers"], **snap.get("connections", {})}
+    return {**snap["retained"], **snap["containers"], **snap.get("connections", {}), **snap.get("redis", {})}
+
+
+def _grown(end: dict[str, int], start: dict[str, int]) -> dict[str, int]:
+    """What ``end`` counts above ``start``, by name (what is back at its baseline, or below, is left out)."""
+    return {name: n - start.get(name, 0) for name, n in end.items() if n > start.get(name, 0)}
 
 
 # One way of leaving.
@@ -337,6 +358,8 @@ def _batch(link: Any, client_loop: LoopThread, url: str, path: str, n: int, opti
         clients.send(options.script.send)
         time.sleep(0.1)
         connected = link.request({"op": "snapshot", "retained": True})
+        evidence.redis_while_connected = {key.removeprefix(REDIS): n
+                                          for key, n in _grown(_redis(link), start.get("redis", {})).items()}
         current = _entries(connected, path, before)
         seen |= set(current)
         if current:
@@ -371,6 +394,7 @@ def _batch(link: Any, client_loop: LoopThread, url: str, path: str, n: int, opti
     evidence.blocked_in_send = snap["sends"][path][1]
     end: dict[str, Any] = snap
     if not evidence.frozen:
+        leftover_alive = bool(waited["handlers"] or waited["tasks"])
         if way == "silent" or waited["handlers"] or waited["tasks"] or waited["server"]:
             _settle_released(link, path, before)
         end = _retained_snapshot(link)
@@ -387,12 +411,18 @@ def _batch(link: Any, client_loop: LoopThread, url: str, path: str, n: int, opti
             time.sleep(0.5)
             end = _retained_snapshot(link)
         evidence.websockets_referenced = referenced(end)
-        evidence.connections_left = {key.removeprefix(CONNECTIONS): n - start.get("connections", {}).get(key, 0)
-                                     for key, n in end["connections"].items()
-                                     if n > start.get("connections", {}).get(key, 0)}
+        evidence.connections_left = {key.removeprefix(CONNECTIONS): n
+                                     for key, n in _grown(end["connections"], start.get("connections", {})).items()}
+        if not leftover_alive:  # Redis handles a departed client's close a moment after the handler closed it
+            for _ in range(3):
+                if not _grown(end["redis"], start.get("redis", {})):
+                    break
+                time.sleep(0.1)
+                end["redis"] = _redis(link)
+        evidence.redis_left = {key.removeprefix(REDIS): n
+                               for key, n in _grown(end["redis"], start.get("redis", {})).items()}
         # What never ended dies when the checker resets its clients: those exceptions are not this way's.
-        leftover = waited["handlers"] or waited["tasks"]
-        evidence.unhandled_exceptions = dict((snap if leftover else end)["exceptions"])
+        evidence.unhandled_exceptions = dict((snap if leftover_alive else end)["exceptions"])
     else:
         evidence.unhandled_exceptions = dict(snap["exceptions"])
     return evidence, end
@@ -488,23 +518,28 @@ def run(
         raise LabError("Give at least one WebSocket path, or --all.")
     if isinstance(app, str) is False and options.python:
         raise LabError("--python needs the app as 'module:attribute', to import it in that interpreter.")
+    for server in servers:
+        _validate(options, server)
+    redis = RedisView(options.redis) if options.redis else None  # a Redis that cannot be read: a usage error
     client_loop = LoopThread("leakcheck-clients")
     try:
         for server in servers:
-            _validate(options, server)
-            result.reports += _run_server(app, list(paths), all_paths, server, options, client_loop)
+            result.reports += _run_server(app, list(paths), all_paths, server, options, client_loop, redis)
     finally:
         client_loop.stop()
+        if redis is not None:
+            redis.close()
     result.seconds = time.monotonic() - started
     return result
 
 
 def _run_server(app: Any, paths: list[str], all_paths: bool, server: str, options: Options,
-                client_loop: LoopThread) -> list[Report]:
+                client_loop: LoopThread, redis: RedisView | None = None) -> list[Report]:
     python = options.python or (sys.executable if server in OWN_PROCESS else None)
     if python is not None and not isinstance(app, str):
         raise LabError(f"{server} runs in a process of its own: give the app as 'module:attribute' to import it there.")
     link: Any = Subprocess(python) if python is not None else InProcess()
+    link.redis = redis
     reports: list[Report] = []
     try:
         started = link.request({
@@ -620,12 +655,13 @@ def check(
     python: str | None = None,
     rounds: bool = True,
     shutdown_limit: float = 3.0,
+    redis: str | None = None,
 ) -> Report:
     """Check one WebSocket path of ``app`` (an app object, or ``"module:attribute"``) and return its report."""
     options = Options(
         clients=clients, ways=tuple(ways), ws=ws, ping_interval=ping_interval, ping_timeout=ping_timeout,
         max_wait=max_wait, settle=settle, lifespan=lifespan, python=python, rounds=rounds,
-        shutdown_limit=shutdown_limit,
+        shutdown_limit=shutdown_limit, redis=redis,
         script=Script(send=tuple(send), headers=tuple(parse_header(h) for h in headers),
                       subprotocols=tuple(subprotocols)),
     )

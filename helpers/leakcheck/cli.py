@@ -58,6 +58,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-lifespan", action="store_true", help="do not run the app's lifespan (startup/shutdown)")
     p.add_argument("--shutdown-limit", type=float, default=3.0, help="seconds the server has to exit after the "
                    "checker asks it to shut down gracefully, once the clients left (default 3); longer is a leak")
+    p.add_argument("--redis", metavar="URL", help="also read Redis's own subscriptions and clients before the clients "
+                   "come and after they leave (redis://host:port/db or unix:///path/redis.sock): what grows per "
+                   "departed session is a leak")
     p.add_argument("--no-rounds", action="store_true", help="skip the two rounds that measure retained state")
     p.add_argument("--send", action="append", default=[], metavar="TEXT", help="a text message each client sends "
                    "after connecting (repeatable, in order)")
@@ -77,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             clients=args.clients, ways=tuple(w.strip() for w in args.ways.split(",") if w.strip()), ws=args.ws,
             ping_interval=args.ping_interval, ping_timeout=args.ping_timeout, max_wait=args.max_wait,
             settle=args.settle, lifespan=not args.no_lifespan, rounds=not args.no_rounds,
-            shutdown_limit=args.shutdown_limit,
+            shutdown_limit=args.shutdown_limit, redis=args.redis,
             python=args.python or sys.executable,
             script=Script(send=tuple(args.send), headers=tuple(parse_header(h) for h in args.header),
                           subprotocols=tuple(args.subprotocol)),

@@ -7,6 +7,10 @@ from dataclasses import dataclass, field
 WEBSOCKET_TYPE = "starlette.websockets.WebSocket"
 CONNECTIONS = "connections to "
 """The prefix of a retained count that is the server process's network connections to one remote address."""
+REDIS = "Redis "
+"""The prefix of a retained count read from Redis itself (``--redis``): its subscriptions, its clients."""
+REDIS_SUBSCRIPTIONS = REDIS + "subscriptions"
+REDIS_CLIENTS = REDIS + "clients"
 RETAINED_PER_SESSION = 0.5
 """A type or container counts as retained per visitor when it grows by at least this much per
 departed session in both rounds (n, then 2n sessions): a one-time cache grows in neither."""
@@ -36,6 +40,10 @@ EXPLAIN: dict[str, str] = {
     "connections": "connections: the server process's own network connections (psutil), other than the "
     "checker's clients' and the listening socket, that grew per departed session over two rounds: a "
     "connection to Redis, a database or another service opened per visitor and never closed.",
+    "redis": "Redis: what Redis itself holds (--redis), read before the clients came and after they left: "
+    "subscriptions (PUBSUB NUMSUB of every channel, and PUBSUB NUMPAT) and clients (CLIENT LIST, without the "
+    "checker's own connection), grown per departed session over two rounds: a subscription or a connection taken "
+    "per visitor and never given back. Redis counts every process's: give the checker a Redis only the app uses.",
     "sends": "sends after the departure: websocket.send messages the handlers still passed to the server per "
     "second after their clients left (a zombie, alive and sending to nobody, which the server drops), and "
     "handlers blocked in a send that does not return (a peer that stopped reading: alive and stuck).",
@@ -58,6 +66,9 @@ HINTS: dict[str, str] = {
     "keep a receive running next to it (a task group), so that the server's close at shutdown ends it.",
     "connections": "Close what the session opened (a pub/sub, a connection taken from a pool) in `finally`, "
     "whichever way the client leaves; without `finally` the library keeps it open.",
+    "redis": "Give back what the session took from Redis in `finally` (await pubsub.unsubscribe(); await "
+    "pubsub.aclose(); a connection taken from the pool), with a receive running beside the forwarder so that "
+    "`finally` runs when the client leaves.",
     "sends": "A handler sending to nobody never learns its client left from a send on this server: keep a "
     "receive running beside it; one blocked in a send needs a timeout around the send (asyncio.timeout).",
     "at_once": "The handler ended (or was refused) before its clients left, so nothing could outlive them: "
@@ -105,6 +116,12 @@ class WayEvidence:
     connections_left: dict[str, int] = field(default_factory=dict)
     """The server process's network connections (not the clients') opened during this way and still open after
     it, by remote address: a pool's first connections show here once, a per-visitor leak every time."""
+    redis_while_connected: dict[str, int] = field(default_factory=dict)
+    """With ``--redis``: how much more Redis held while this way's clients were connected than before they came, by
+    kind ("subscriptions", "clients"): what the sessions took (empty: they never reached Redis)."""
+    redis_left: dict[str, int] = field(default_factory=dict)
+    """With ``--redis``: how much more Redis held after this way's clients left than before they came, by kind;
+    what is back at its baseline is not listed."""
     websockets_per_session: float = 0.0
     """WebSocket objects each live session holds (measured while connected; FastAPI makes two per connection
     on its current versions: Starlette's in the route, and its own for the endpoint's parameter)."""
@@ -182,6 +199,11 @@ class WayEvidence:
         if self.connections_left:
             listed = ", ".join(f"{n} to {address}" for address, n in sorted(self.connections_left.items()))
             found.append(f"the server process kept connections it opened meanwhile: {listed}")
+        if self.redis_left:
+            departed = max(1, self.handlers_started or self.clients)
+            listed = ", ".join(f"{kind} +{n} (+{round(n / departed, 2):g} per departed session)"
+                               for kind, n in self.redis_left.items())
+            found.append(f"Redis kept what these sessions opened: {listed}")
         if self.handlers_started and self.ended_at_once >= self.handlers_started:
             found.append(f"note: all {self.handlers_started} sessions ended before their clients left (the handler "
                          "returned or closed at once): nothing could outlive them")
@@ -222,10 +244,12 @@ class Retention:
     def kinds(self) -> list[str]:
         kept = self.retained()
         found = []
-        if any(not name.startswith(CONNECTIONS) for name in kept):
+        if any(not name.startswith((CONNECTIONS, REDIS)) for name in kept):
             found.append("retained")
         if any(name.startswith(CONNECTIONS) for name in kept):
             found.append("connections")
+        if any(name.startswith(REDIS) for name in kept):
+            found.append("redis")
         return found
 
     def findings(self) -> list[str]:

@@ -180,6 +180,7 @@ def _settings(options: dict[str, Any], servers: list[str]) -> str:
     lifespan = "on" if options.get("lifespan") else "off"
     if options.get("lifespan") and "daphne" in servers:
         lifespan += " (daphne runs none)"
+    redis = f", Redis read at {options['redis']}" if options.get("redis") else ""
     return (f"settings: {options.get('clients')} clients per way, {pings} (the checker's default is 0.5 s / 0.5 s, "
             f"so silent clients are found fast; {known}), wait up to "
-            f"{options.get('max_wait'):g} s after the clients leave, lifespan {lifespan}")
+            f"{options.get('max_wait'):g} s after the clients leave, lifespan {lifespan}{redis}")
