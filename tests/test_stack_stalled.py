@@ -10,19 +10,20 @@ from helpers.errors import LabError
 from helpers.stack import nginx, stalled
 from helpers.stack.recorded import MEASURED
 from helpers.stack.stalled import Stalled
+from tests.test_stack import needs_nginx
 
 
 def test_a_handler_whose_client_stops_reading_is_reported_blocked_in_send_not_sending():
     row = stalled.measure("hypercorn", "/ws/firehose", n=2, watch=2.0)
     assert (row.handlers, row.sending, row.sends_last_second, row.connections) == (2, 2, 0, 2)
-    assert row.outcome == "2 of 2 alive, blocked in send"
+    assert row.outcome == "2 of 2 alive, blocked in send" and row.unsent_kib > 0
     assert row.handlers_after_reading == 2   # it sends again once the clients read
 
 
 def test_a_timeout_around_each_send_ends_the_handler_and_the_server_keeps_the_connection():
     row = stalled.measure("uvicorn", "/ws/firehose-bounded", n=2, watch=2.5)
     assert row.handlers == 0 and row.endings == {"returned": 2}
-    assert row.connections == 2
+    assert row.connections == 2 and row.connections_after_reading == 0
 
 
 def test_uvicorns_ping_timeout_is_logged_and_leaves_the_blocked_handler_running():
@@ -37,7 +38,7 @@ def test_an_unknown_route_is_refused_in_one_sentence():
 
 def test_the_nginx_rows_were_recorded_with_the_notebooks_settings_for_every_endpoint_and_server():
     data = json.loads(stalled.RECORDED.read_text())
-    assert data["settings"] == {"watch": 3.5, "ping": [0.5, 2.0], "send_timeout": 1.0}
+    assert data["settings"] == {"watch": 4.0, "ping": [0.5, 2.0], "send_timeout": 1.0}
     nginx_rows = [(r["server"], r["path"]) for r in data["results"]["stalled"] if r["route"] == "nginx"]
     assert sorted(nginx_rows) == sorted((s, p) for s in stalled.SERVERS for p in stalled.PATHS)
 
@@ -62,3 +63,10 @@ def test_recorded_rows_are_refused_for_other_settings(monkeypatch):
     monkeypatch.setattr(nginx, "available", lambda: False)
     with pytest.raises(LabError, match="recorded results were made with"):
         stalled.table(send_timeout=5.0)
+
+
+@needs_nginx
+def test_nginx_send_timeout_closes_the_workers_connections_and_logs_a_timeout_per_client():
+    row = stalled.measure("uvicorn", "/ws/firehose", "nginx", n=2, watch=2.0)
+    assert row.nginx_timeouts == 2 and row.connections == 0 and row.handlers == 0
+

@@ -290,7 +290,7 @@ def _wait(link: Any, path: str, before: set[int], cap: float, least: float, serv
             extended += POLL
         time.sleep(POLL)
     sleeping = sum(1 for key, e in {**handlers, **tasks}.items() if e[1] is not None and len(wakes.get(key, ())) < 2)
-    periodic = sum(1 for key in {**handlers, **tasks} if len(wakes.get(key, ())) >= 2)
+    periodic = sum(1 for key, e in {**handlers, **tasks}.items() if e[1] is not None and len(wakes.get(key, ())) >= 2)
     return {"snap": snap, "handlers": handlers, "tasks": tasks, "server": server, "frozen": False, "now": now,
             "ended_at": ended_at, "extended": extended, "cpu": _cpu(cpu_from, snap, now), "sleeping": sleeping,
             "periodic": periodic, "sends": _rate(sends)}

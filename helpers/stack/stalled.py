@@ -4,12 +4,14 @@ Each measurement starts one worker (``helpers.stack.workers``) serving ``helpers
 with nginx in front when the route is "nginx", and opens real ``websockets`` clients that stop
 reading at once (``Client.hold_reading``: connected, reading nothing). It records
 
-* when the app's sends stopped: the buffers between the app and the client are full, and each
-  send waits for room;
+* when the app's sends first stopped: the buffers between the app and the client are full, and
+  each send waits for room;
 * at the end of the watch: the handlers alive, how many of them wait in a send, the sends made in
-  the watch's last second, and the worker's TCP connections still established;
-* then the clients read again: how each client's connection ended (close code and reason), and
-  how many handlers were still running once the clients had read what was waiting for them.
+  the watch's last second, how the others ended, the worker's TCP connections still open and the
+  bytes in their kernel send queues, and the timeouts uvicorn (pings) and nginx (``send_timeout``)
+  logged;
+* then the clients read again: how many handlers and connections were left once the clients had
+  read what was waiting for them.
 
 Where nginx is missing, ``table()`` measures the direct rows and takes the nginx rows from a run
 recorded with the lab. ``python -m helpers.stack.stalled`` records them again.
@@ -26,8 +28,6 @@ from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-
-import psutil
 
 from helpers import clients
 from helpers.apps.heavy_sender import CHUNK
@@ -50,6 +50,10 @@ LAST = 1.0
 
 PING_TIMEOUT_LOG = "WebSocket keepalive ping timeout"
 """What uvicorn logs at trace level when a ping's timeout fires (``keepalive_timeout``)."""
+NGINX_TIMEOUT_LOG = "client timed out"
+"""What nginx logs (at info level) when ``send_timeout`` fires on a client's connection."""
+TCP_LISTEN, TCP_TIME_WAIT, TCP_CLOSE = 0x0A, 0x06, 0x07
+"""States in ``/proc/net/tcp`` (include/net/tcp_states.h)."""
 
 
 @dataclass(frozen=True)
@@ -64,26 +68,33 @@ class Stalled:
     """The worker's ping interval and timeout (uvicorn); None: the worker sends no pings (hypercorn)."""
     send_timeout: float | None
     """nginx's ``send_timeout`` (route "nginx"); None: the clients were connected directly."""
-    blocked_after: float | None
-    """Seconds from the clients' connecting until the app's sends stopped; None: they never stopped."""
+    stalled_after: float | None
+    """Seconds from the clients' holding until the app's sends first stopped (none for 0.2 s); None: never."""
     mib_per_client: float
-    """What the app had sent to each client, on average, when its sends stopped."""
+    """What the app's sends that had returned by then carried to each client, on average."""
     cut_after: float | None
-    """Seconds from connecting until the worker had no established connection left; None: not in the watch."""
+    """Seconds from the hold until the worker had no connection on its port left; None: not in the watch."""
     watched: float
-    """Seconds from the clients' connecting to the readings below."""
+    """Seconds from the hold to the readings below."""
     handlers: int
     sending: int
-    """Handlers waiting in a send at the end of the watch."""
+    """Handlers waiting in a send at the reading."""
     sends_last_second: int
     connections: int
-    """The worker's TCP connections on its port still established at the end of the watch."""
+    """The worker's TCP connections on its port still open at the reading (its clients', or nginx's)."""
+    unsent_kib: int
+    """What those connections' kernel send queues held at the reading, KiB (``/proc/net/tcp``'s tx_queue)."""
     ping_timeouts: int
-    """Keepalive ping timeouts uvicorn logged during the watch (0 for hypercorn, which sends no pings)."""
+    """Keepalive ping timeouts uvicorn had logged by the reading (0 for hypercorn, which sends no pings)."""
+    nginx_timeouts: int
+    """"client timed out" lines nginx had logged by the reading (its ``send_timeout`` firing); 0 direct."""
+    close_codes: tuple[int, ...] = ()
+    """The ``websocket.disconnect`` codes the app's receive was given (only a receiving handler gets one)."""
     endings: dict[str, int] = field(default_factory=dict)
-    """How the handlers that ended by the end of the watch ended: "returned" or an exception's name."""
+    """How the handlers that ended by the reading ended: "returned" or an exception's name."""
     handlers_after_reading: int = 0
     """Handlers still running once the clients read again and had read what was waiting for them."""
+    connections_after_reading: int = 0
 
     @property
     def outcome(self) -> str:
@@ -93,22 +104,53 @@ class Stalled:
         return f"{self.handlers} of {self.clients} alive, {doing}"
 
 
-def established(worker: Worker) -> int:
-    """The worker's TCP connections on its own port that are established (its clients', or nginx's)."""
-    try:
-        connections = psutil.Process(worker.pid).net_connections(kind="tcp")
-    except psutil.NoSuchProcess:
-        return 0
-    return sum(c.status == psutil.CONN_ESTABLISHED and c.laddr.port == worker.port for c in connections)
+@dataclass(frozen=True)
+class _Sockets:
+    """The worker's accepted TCP connections, read from ``/proc/net/tcp``: those whose local port is the
+    worker's (its clients' and nginx's use ephemeral ports of their own), less the ones already there
+    before the measurement (the lab's readiness check, which a server may keep alive for a while)."""
+
+    port: int
+    before: frozenset[int] = frozenset()
+
+    def read(self) -> list[tuple[int, int, int]]:
+        """(remote port, state, send queue in bytes) of each, the listening socket left out."""
+        found = []
+        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+            fields = line.split()
+            local, remote, state = int(fields[1].rsplit(":", 1)[1], 16), int(fields[2].rsplit(":", 1)[1], 16), \
+                int(fields[3], 16)
+            if local == self.port and state != TCP_LISTEN and remote not in self.before:
+                found.append((remote, state, int(fields[4].split(":")[0], 16)))
+        return found
+
+    def now(self) -> _Sockets:
+        """Another reading that leaves out every connection open now."""
+        return _Sockets(self.port, frozenset(remote for remote, _, _ in self.read()))
+
+    def open(self) -> int:
+        """Connections not yet closed (TIME_WAIT and CLOSE left out)."""
+        return sum(state not in (TCP_TIME_WAIT, TCP_CLOSE) for _, state, _ in self.read())
+
+    def unsent(self) -> int:
+        return sum(queued for _, _, queued in self.read())
 
 
-def measure(server: Server, path: str, route: Route = "direct", *, n: int = 3, watch: float = 3.5,
+def _reading(worker: Worker, sockets: _Sockets, proxy: Nginx | None) -> dict[str, Any]:
+    report = worker.report()
+    return {**report, "connections": sockets.open(), "unsent": sockets.unsent(),
+            "ping_timeouts": worker.output().count(PING_TIMEOUT_LOG),
+            "nginx_timeouts": sum(NGINX_TIMEOUT_LOG in line for line in proxy.errors()) if proxy else 0}
+
+
+def measure(server: Server, path: str, route: Route = "direct", *, n: int = 3, watch: float = 4.0,
             ping: tuple[float, float] = (0.5, 2.0), send_timeout: float = 1.0) -> Stalled:
     """``n`` clients of ``path`` on a fresh ``server`` worker stop reading at once; what happens.
 
-    The readings are taken ``watch`` seconds after the clients connected, and, through nginx, not
-    before nginx has cut its connections to the worker (at most 10 s more). ``ping``: uvicorn's
-    interval and timeout (hypercorn sends no pings).
+    The readings are taken ``watch`` seconds after the clients stopped reading, and not before
+    (at most 20 s later) nginx has closed its connections to the worker, or uvicorn has logged a
+    ping timeout for each connection, where either may happen. ``ping``: uvicorn's interval and
+    timeout (hypercorn sends no pings).
     """
     if route not in ("direct", "nginx"):
         raise LabError(f"route must be 'direct' or 'nginx', not {route!r}.")
@@ -116,33 +158,41 @@ def measure(server: Server, path: str, route: Route = "direct", *, n: int = 3, w
     interval, timeout = pings if pings is not None else (None, None)
     with Worker(APP, server, ping_interval=interval, ping_timeout=timeout, trace=pings is not None) as worker, \
             (Nginx([worker.port], send_timeout=send_timeout) if route == "nginx" else nullcontext()) as proxy:
+        sockets = _Sockets(worker.port).now()
         group = clients.connect(proxy.url(path) if proxy else worker.url(path), n, rcvbuf=CLIENT_RCVBUF)
         try:
             if wait_until(lambda: worker.handlers() == n, timeout=10.0) is None:
                 raise LabError(f"{path} on {server} did not run {n} handlers.")
-            connected = time.monotonic()
             for client in group:
                 client.hold_reading()
-            sent = settled(lambda: int(worker.report()["sends"]), settle=0.2, longest=watch)
-            blocked_after = time.monotonic() - connected if sent == worker.report()["sends"] else None
-            cut = wait_until(lambda: established(worker) == 0, timeout=10.0) if proxy else None
-            cut_after = None if cut is None else time.monotonic() - connected
-            time.sleep(max(0.0, connected + watch - LAST - time.monotonic()))
+            held = time.monotonic()
+            stalled = settled(lambda: (int((r := worker.report())["sends"]), int(r["sending"])), settle=0.2,
+                              longest=watch)
+            stalled_after = time.monotonic() - held if stalled[0] == worker.report()["sends"] else None
+            cut = wait_until(lambda: sockets.open() == 0, timeout=20.0) if proxy else None
+            cut_after = None if cut is None else time.monotonic() - held
+            if pings is not None:  # a timeout for each connection, unless they ended first
+                wait_until(lambda: worker.output().count(PING_TIMEOUT_LOG) >= n or worker.handlers() == 0
+                           or sockets.open() == 0, timeout=20.0)
+            time.sleep(max(0.0, held + watch - LAST - time.monotonic()))
             before = int(worker.report()["sends"])
             time.sleep(LAST)
-            report, connections = worker.report(), established(worker)
-            watched = time.monotonic() - connected
+            reading = _reading(worker, sockets, proxy)
+            watched = time.monotonic() - held
             for client in group:
                 client.hold_reading(False)
-            wait_until(lambda: all(c.close_code is not None for c in group) or group.received() >= sent, 5.0)
-            after = settled(worker.handlers, settle=0.3, longest=3.0)
+            backlog = {c: c.received + stalled[0] // n for c in group}   # about what each one had not read
+            wait_until(lambda: all(c.close_code is not None or c.received >= backlog[c] for c in group), 20.0)
+            after = settled(lambda: (worker.handlers(), sockets.open()), settle=0.3, longest=3.0)
         finally:
             clients.leave(group, "fin")
+        returned = stalled[0] - stalled[1]  # sends started, less those still waiting
         return Stalled(
-            server, path, route, n, pings, send_timeout if proxy else None, blocked_after,
-            round(sent * len(CHUNK) / n / 2**20, 1), cut_after, round(watched, 2), int(report["handlers"]),
-            int(report["sending"]), int(report["sends"]) - before, connections,
-            worker.output().count(PING_TIMEOUT_LOG), dict(report["endings"]), after,
+            server, path, route, n, pings, send_timeout if proxy else None, stalled_after,
+            round(returned * len(CHUNK) / n / 2**20, 1), cut_after, round(watched, 2), int(reading["handlers"]),
+            int(reading["sending"]), int(reading["sends"]) - before, int(reading["connections"]),
+            int(reading["unsent"]) // 1024, int(reading["ping_timeouts"]), int(reading["nginx_timeouts"]),
+            tuple(reading["close_codes"]), dict(reading["endings"]), *after,
         )
 
 
@@ -167,7 +217,7 @@ def _settings(watch: float, ping: tuple[float, float], send_timeout: float) -> d
     return {"watch": watch, "ping": list(ping), "send_timeout": send_timeout}
 
 
-def table(*, watch: float = 3.5, ping: tuple[float, float] = (0.5, 2.0),
+def table(*, watch: float = 4.0, ping: tuple[float, float] = (0.5, 2.0),
           send_timeout: float = 1.0) -> tuple[list[Stalled], dict[str, str]]:
     """Every setup on both servers, and where each route's rows come from.
 
@@ -180,15 +230,16 @@ def table(*, watch: float = 3.5, ping: tuple[float, float] = (0.5, 2.0),
     recording = Recording(RECORDED)
     if recording.settings != _settings(**options):
         raise LabError(f"The recorded results were made with {recording.settings}, not {_settings(**options)}.")
-    recorded_rows = [Stalled(**{**row, "ping": tuple(row["ping"]) if row["ping"] else None})
+    recorded_rows = [Stalled(**{**row, "ping": tuple(row["ping"]) if row["ping"] else None,
+                                "close_codes": tuple(row["close_codes"])})
                      for row in recording.results["stalled"] if row["route"] == "nginx"]
     return every_setup(routes=("direct",), **options) + recorded_rows, {"direct": MEASURED, "nginx": recording.label}
 
 
 def record(path: Path = RECORDED) -> None:
     """Measure every setup with the notebook's settings, and write the rows with the date and versions."""
-    settings = _settings(3.5, (0.5, 2.0), 1.0)
-    rows = every_setup(watch=3.5, ping=(0.5, 2.0), send_timeout=1.0)
+    settings = _settings(4.0, (0.5, 2.0), 1.0)
+    rows = every_setup(watch=4.0, ping=(0.5, 2.0), send_timeout=1.0)
     path.write_text(json.dumps({"date": datetime.date.today().isoformat(), "python": platform.python_version(),
                                 "versions": versions(), "settings": settings,
                                 "results": {"stalled": [asdict(row) for row in rows]}}, indent=1) + "\n")
