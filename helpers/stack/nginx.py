@@ -70,10 +70,14 @@ def render_config(
     proxy_read_timeout: float,
     send_timeout: float,
     proxy_send_timeout: float,
+    as_root: bool | None = None,
 ) -> str:
-    """The whole nginx.conf: one server on loopback proxying to an ``upstream`` of the backends."""
+    """The whole nginx.conf: one server on loopback proxying to an ``upstream`` of the backends.
+
+    ``as_root``: whether nginx will be started as root (default: whether this process runs as root).
+    """
     user = ""
-    if os.geteuid() == 0:  # a master started as root would switch its workers to `nobody`
+    if os.geteuid() == 0 if as_root is None else as_root:  # as root, nginx would switch its workers to `nobody`
         user = f"user {pwd.getpwuid(os.geteuid()).pw_name} {grp.getgrgid(os.getegid()).gr_name};"
     servers = "\n".join(f"        server {HOST}:{backend};" for backend in backends)
     temp = "\n".join(f"    {kind}_temp_path {directory / kind};"
@@ -157,7 +161,10 @@ class Nginx(OwnedProcess):
             self.port = free_port()
             (self.dir / "error.log").unlink(missing_ok=True)  # a new attempt, a new log
             config = self.dir / "nginx.conf"
-            config.write_text(render_config(self.dir, self.port, self.backends, token=self.token, **self.settings))
+            config.write_text(render_config(self.dir, self.port, self.backends, token=self.token,
+                                            proxy_read_timeout=self.settings["proxy_read_timeout"],
+                                            send_timeout=self.settings["send_timeout"],
+                                            proxy_send_timeout=self.settings["proxy_send_timeout"]))
             self.child = Child(
                 "nginx", [str(binary), "-p", str(self.dir), "-c", str(config), *error_flag],
                 log=self.dir / "output.log", stop_signal=signal.SIGTERM, death_signal=signal.SIGTERM, cwd=self.dir,
