@@ -3,6 +3,8 @@
     .venv/bin/python -m benchmarks.production_tables              (from the repository's root)
     .venv/bin/python -m benchmarks.production_tables --shutdown   (only the deploy table)
     .venv/bin/python -m benchmarks.production_tables --redis      (only the Redis table)
+    .venv/bin/python -m benchmarks.production_tables --proxy      (only the proxy table)
+    .venv/bin/python -m benchmarks.production_tables --stalled    (only the heavy-sender table)
 
 1. the stack's start-up time (Redis, a uvicorn and a hypercorn worker, nginx in front);
 2. deploys: server x endpoint -> time from SIGINT to exit, with the clients gone (FIN) or still
@@ -10,7 +12,10 @@
    ``--timeout-graceful-shutdown``, and with a lifespan shutdown that closes a registry;
 3. Redis across workers: per departed client, Redis connections and subscriptions seen from
    Redis itself (``CLIENT LIST``, ``PUBSUB NUMSUB``) and live handlers per worker, before and
-   after a publish.
+   after a publish;
+4. a proxy in front: each way of leaving, direct and through nginx: how the connection reached
+   the worker, the close codes the app saw, the handlers' lifetime;
+5. a heavy sender whose clients stop reading (notebook 11's setups): what is left at the reading.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import time
 from collections.abc import Iterator
 
 from helpers import stack
+from helpers.stack import proxy, stalled
 from helpers.stack.deploys import Shutdown, measure_shutdown
 from helpers.stack.pubsub import STEPS, measure_departures
 
@@ -78,12 +84,36 @@ def redis_table(clients: int = 3) -> None:
                 print(f"| {row.server} | {row.version} | {cells} | {', '.join(map(str, row.receivers))} |", flush=True)
 
 
+def proxy_table() -> None:
+    print("\n## A proxy in front: 3 clients of /ws/echo per way and route (proxy_read_timeout 1.5 s)\n")
+    print("| server | route | way | reached the worker as | the app's receive got | handlers |")
+    print("|---|---|---|---|---|---|", flush=True)
+    for server in SERVERS:
+        for r in proxy.every_way(server, proxy_read_timeout=1.5):  # type: ignore[arg-type]
+            print(f"| {r.server} | {r.route} | {r.way} | {', '.join(r.backend_saw)} | "
+                  f"{', '.join(map(str, r.app_codes))} | {r.lifetime} |", flush=True)
+
+
+def stalled_table() -> None:
+    print("\n## A heavy sender, 3 clients that stop reading (uvicorn pings 0.5 s / 2 s, nginx send_timeout 1 s)\n")
+    print("| server | endpoint | route | sends first stopped | at the reading | connections (unsent KiB) | "
+          "timeouts logged (ping, nginx) | after reading again (handlers, connections) |")
+    print("|---|---|---|---|---|---|---|---|", flush=True)
+    for r in stalled.every_setup():
+        first = "never" if r.stalled_after is None else f"{r.stalled_after:.2f} s ({r.mib_per_client} MiB each)"
+        print(f"| {r.server} | `{r.path}` | {r.route} | {first} | {r.outcome} at +{r.watched:.1f} s | "
+              f"{r.connections} ({r.unsent_kib}) | {r.ping_timeouts}, {r.nginx_timeouts} | "
+              f"{r.handlers_after_reading}, {r.connections_after_reading} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shutdown", action="store_true", help="only the deploy table")
     parser.add_argument("--redis", action="store_true", help="only the Redis table")
+    parser.add_argument("--proxy", action="store_true", help="only the proxy table")
+    parser.add_argument("--stalled", action="store_true", help="only the heavy-sender table")
     args = parser.parse_args()
-    everything = not (args.shutdown or args.redis)
+    everything = not (args.shutdown or args.redis or args.proxy or args.stalled)
     try:
         if everything:
             startup_table()
@@ -91,6 +121,10 @@ def main() -> None:
             shutdown_table()
         if everything or args.redis:
             redis_table()
+        if everything or args.proxy:
+            proxy_table()
+        if everything or args.stalled:
+            stalled_table()
     finally:
         stack.stop_current()
 
