@@ -75,5 +75,5 @@ def test_notebook_10_runs_top_to_bottom_on_the_recorded_results_where_nginx_is_m
     for cell in code_cells(notebook_path("10")):
         exec(compile(cell, "notebook 10", "exec"), namespace)
     printed = capsys.readouterr().out
-    assert "apt-get install nginx" in printed and printed.count("Results RECORDED with the lab on ") == 3
+    assert "apt-get install nginx" in printed and printed.count("Results RECORDED with the lab on ") == 4
     assert stack.current() is None

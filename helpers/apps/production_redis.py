@@ -1,20 +1,35 @@
-"""A Redis pub/sub feed, subscribed per WebSocket connection, in three versions (served by workers).
+"""A Redis pub/sub feed, subscribed per WebSocket connection in three versions, and through broadcaster.
 
-Each version uses its own channel and its own Redis client name (the version and the worker's
-pid), so that one worker can serve all three and Redis itself (``PUBSUB NUMSUB``, ``CLIENT LIST``)
-tells the versions and the workers apart. The workers
-find the lab's Redis in ``LAB_REDIS_URL`` (``helpers.stack.start(..., redis=True)`` sets it).
+Each per-connection version uses its own channel and its own Redis client name (the version and the
+worker's pid), so that one worker can serve all three and Redis itself (``PUBSUB NUMSUB``,
+``CLIENT LIST``) tells the versions and the workers apart. The fourth version subscribes through
+broadcaster, which holds one Redis connection per process (unnamed) and one in-process
+queue per subscription; ``GET /broadcaster/queues`` says how many queues the process holds. The
+workers find the lab's Redis in ``LAB_REDIS_URL`` (``helpers.stack.start(..., redis=True)`` sets it).
 """
 
 import os
+from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, WebSocket
+from broadcaster import Broadcast
+from fastapi import FastAPI, Request, WebSocket
 from redis.asyncio import Redis
 
 from helpers.pattern import run_with_receiver
 
-CHANNELS = {"finally": "prices-finally", "bare": "prices-bare", "pattern": "prices-pattern"}
-app = FastAPI()
+
+@asynccontextmanager
+async def lifespan(app: FastAPI):
+    """broadcaster's Redis connection, one per process, connected at start-up (no name in CLIENT LIST)."""
+    app.state.broadcast = Broadcast(os.environ["LAB_REDIS_URL"])
+    await app.state.broadcast.connect()
+    yield
+    await app.state.broadcast.disconnect()
+
+
+CHANNELS = {"finally": "prices-finally", "bare": "prices-bare", "pattern": "prices-pattern",
+            "broadcaster": "prices-broadcaster"}
+app = FastAPI(lifespan=lifespan)
 _clients: dict[str, Redis] = {}
 
 
@@ -69,3 +84,18 @@ async def redis_pattern(websocket: WebSocket):
     finally:
         await pubsub.unsubscribe(CHANNELS["pattern"])
         await pubsub.aclose()
+
+
+# broadcaster (the library FastAPI's docs point to for a feed across processes), no receive running.
+@app.websocket("/ws/redis-broadcaster")
+async def redis_broadcaster(websocket: WebSocket):
+    await websocket.accept()
+    async with websocket.app.state.broadcast.subscribe(channel=CHANNELS["broadcaster"]) as subscriber:
+        async for event in subscriber:
+            await websocket.send_text(event.message)
+
+
+# What only the process can count: broadcaster's queues, one per subscription (its private `_subscribers`).
+@app.get("/broadcaster/queues")
+async def broadcaster_queues(request: Request) -> int:
+    return len(request.app.state.broadcast._subscribers.get(CHANNELS["broadcaster"], ()))

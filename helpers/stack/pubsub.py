@@ -9,7 +9,10 @@ and the worker's live handlers (its reporter).
 
 from __future__ import annotations
 
+import json
 import socket
+import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -171,3 +174,69 @@ def measure_across_workers(lab: Any, *, per_version: int = 4, settle: float = 0.
             for version in VERSIONS for worker in lab.workers]
     tracebacks = {worker.name: worker.output().count("Exception in ASGI application") for worker in lab.workers}
     return AcrossWorkers(rows, {step: steps[step][1] for step in ACROSS_STEPS}, receivers, tracebacks)
+
+
+# broadcaster across workers: one Redis subscription per process, one in-process queue per client.
+
+BROADCASTER_PATH, BROADCASTER_CHANNEL, BROADCASTER_FUNCTION = "/ws/redis-broadcaster", "prices-broadcaster", \
+    "redis_broadcaster"
+
+
+@dataclass(frozen=True)
+class BroadcasterStep:
+    """At one step: Redis's view (the channel's subscribers, broadcaster's connections) and each worker's."""
+
+    subscriptions: int
+    """``PUBSUB NUMSUB`` of broadcaster's channel."""
+    connections: int
+    """Connections Redis lists with no client name (``CLIENT LIST``): broadcaster's; the other versions name theirs."""
+    queues: dict[str, int]
+    """Per worker: broadcaster's in-process queues for the channel (the app's ``GET /broadcaster/queues``)."""
+    handlers: dict[str, int]
+    """Per worker: live ``redis_broadcaster`` handlers (its reporter)."""
+
+
+@dataclass(frozen=True)
+class BroadcasterRun:
+    clients: int
+    departed: dict[str, int]
+    """Per worker: how many clients nginx sent there (all of them left)."""
+    steps: dict[str, BroadcasterStep]
+    """"connected", and "left": once the readings held still after the clients left."""
+
+
+def _queues(worker: Worker) -> int:
+    with urllib.request.urlopen(worker.url("/broadcaster/queues", scheme="http"), timeout=5) as answer:
+        return int(json.loads(answer.read()))
+
+
+def _broadcaster_step(lab: Any) -> BroadcasterStep:
+    named = [c for c in lab.redis.client_list() if not c.get("name")]   # the other versions' are named
+    return BroadcasterStep(lab.redis.subscriptions(BROADCASTER_CHANNEL)[BROADCASTER_CHANNEL], len(named),
+                           {w.name: _queues(w) for w in lab.workers},
+                           {w.name: int(w.report()["alive"][BROADCASTER_FUNCTION]) for w in lab.workers})
+
+
+def measure_broadcaster(lab: Any, *, clients: int = 4, settle: float = 0.5) -> BroadcasterRun:
+    """Through nginx, ``clients`` clients of broadcaster's endpoint connect, then leave by FIN.
+
+    ``lab`` is ``stack.start(APP, ["uvicorn", "hypercorn"], redis=True, watch=["redis_broadcaster"])``.
+    """
+    from helpers import clients as lab_clients
+
+    if lab.redis is None or lab.nginx is None:
+        raise LabError("Start the stack with nginx and Redis: "
+                       "stack.start(APP, ['uvicorn', 'hypercorn'], redis=True, watch=['redis_broadcaster']).")
+    group: list[lab_clients.Client] = []
+
+    def subscribed(expected: int) -> Callable[[], bool]:
+        return lambda: sum(_broadcaster_step(lab).queues.values()) == expected
+
+    for opened in range(1, clients + 1):   # one at a time: broadcaster 0.3.1 can lose a queue to two first subscribers
+        group += lab_clients.connect(lab.url(BROADCASTER_PATH), 1)
+        if wait_until(subscribed(opened), timeout=10.0) is None:
+            raise LabError(f"The workers did not subscribe {opened} broadcaster clients.")
+    steps = {"connected": _broadcaster_step(lab)}
+    lab_clients.leave(group, "fin")
+    steps["left"] = settled(lambda: _broadcaster_step(lab), settle)
+    return BroadcasterRun(clients, dict(steps["connected"].queues), steps)

