@@ -38,7 +38,7 @@ def test_an_unknown_route_is_refused_in_one_sentence():
 
 def test_the_nginx_rows_were_recorded_with_the_notebooks_settings_for_every_endpoint_and_server():
     data = json.loads(stalled.RECORDED.read_text())
-    assert data["settings"] == {"watch": 4.0, "ping": [0.5, 2.0], "send_timeout": 1.0}
+    assert data["settings"] == {"watch": 4.0, "ping": [0.5, 2.0], "send_timeout": 0.5}
     nginx_rows = [(r["server"], r["path"]) for r in data["results"]["stalled"] if r["route"] == "nginx"]
     assert sorted(nginx_rows) == sorted((s, p) for s in stalled.SERVERS for p in stalled.PATHS)
 

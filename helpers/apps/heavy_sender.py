@@ -14,7 +14,7 @@ app = FastAPI()
 
 CHUNK = bytes(512 * 1024)    # 512 KiB per message
 SEND_EVERY = 0.05            # seconds between two messages: 10 MiB/s per client
-SEND_TIMEOUT = 1.0           # seconds one send may wait for its client to read
+SEND_TIMEOUT = 2.0           # seconds one send may wait for its client to read
 
 
 @app.websocket("/ws/firehose")

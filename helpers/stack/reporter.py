@@ -34,7 +34,7 @@ from typing import Any
 
 from helpers.awaitchain import chain_codes
 
-ON_LOOP_TIMEOUT = 0.5
+ON_LOOP_TIMEOUT = 2.0
 
 
 class Reported:
@@ -149,7 +149,7 @@ def from_environment() -> Reported:
     return Reported(app, os.environ["LAB_REPORT_SOCKET"], watch)
 
 
-def read_report(path: str, timeout: float = 2.0) -> dict[str, Any]:
+def read_report(path: str, timeout: float = 5.0) -> dict[str, Any]:
     """Ask a worker's reporter for its report (from any process)."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)

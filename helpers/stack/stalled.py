@@ -30,11 +30,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from helpers import clients
-from helpers.apps.heavy_sender import CHUNK
+from helpers.apps.heavy_sender import CHUNK, SEND_TIMEOUT
 from helpers.errors import LabError
 from helpers.stack import nginx
 from helpers.stack.nginx import Nginx
 from helpers.stack.recorded import MEASURED, Recording, versions
+from helpers.stack.sockets import WorkerSockets
 from helpers.stack.workers import Server, Worker
 from helpers.waiting import settled, wait_until
 
@@ -52,8 +53,6 @@ PING_TIMEOUT_LOG = "WebSocket keepalive ping timeout"
 """What uvicorn logs at trace level when a ping's timeout fires (``keepalive_timeout``)."""
 NGINX_TIMEOUT_LOG = "client timed out"
 """What nginx logs (at info level) when ``send_timeout`` fires on a client's connection."""
-TCP_LISTEN, TCP_TIME_WAIT, TCP_CLOSE = 0x0A, 0x06, 0x07
-"""States in ``/proc/net/tcp`` (include/net/tcp_states.h)."""
 
 
 @dataclass(frozen=True)
@@ -104,52 +103,25 @@ class Stalled:
         return f"{self.handlers} of {self.clients} alive, {doing}"
 
 
-@dataclass(frozen=True)
-class _Sockets:
-    """The worker's accepted TCP connections, read from ``/proc/net/tcp``: those whose local port is the
-    worker's (its clients' and nginx's use ephemeral ports of their own), less the ones already there
-    before the measurement (the lab's readiness check, which a server may keep alive for a while)."""
-
-    port: int
-    before: frozenset[int] = frozenset()
-
-    def read(self) -> list[tuple[int, int, int]]:
-        """(remote port, state, send queue in bytes) of each, the listening socket left out."""
-        found = []
-        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-            fields = line.split()
-            local, remote, state = int(fields[1].rsplit(":", 1)[1], 16), int(fields[2].rsplit(":", 1)[1], 16), \
-                int(fields[3], 16)
-            if local == self.port and state != TCP_LISTEN and remote not in self.before:
-                found.append((remote, state, int(fields[4].split(":")[0], 16)))
-        return found
-
-    def now(self) -> _Sockets:
-        """Another reading that leaves out every connection open now."""
-        return _Sockets(self.port, frozenset(remote for remote, _, _ in self.read()))
-
-    def open(self) -> int:
-        """Connections not yet closed (TIME_WAIT and CLOSE left out)."""
-        return sum(state not in (TCP_TIME_WAIT, TCP_CLOSE) for _, state, _ in self.read())
-
-    def unsent(self) -> int:
-        return sum(queued for _, _, queued in self.read())
-
-
-def _reading(worker: Worker, sockets: _Sockets, proxy: Nginx | None) -> dict[str, Any]:
+def _reading(worker: Worker, sockets: WorkerSockets, proxy: Nginx | None) -> dict[str, Any]:
     report = worker.report()
     return {**report, "connections": sockets.open(), "unsent": sockets.unsent(),
             "ping_timeouts": worker.output().count(PING_TIMEOUT_LOG),
             "nginx_timeouts": sum(NGINX_TIMEOUT_LOG in line for line in proxy.errors()) if proxy else 0}
 
 
+PATHS = ("/ws/firehose", "/ws/firehose-bounded", "/ws/firehose-fixed")
+BOUNDED_PATHS = PATHS[1:]
+"""The endpoints with a timeout around each send."""
+
 def measure(server: Server, path: str, route: Route = "direct", *, n: int = 3, watch: float = 4.0,
-            ping: tuple[float, float] = (0.5, 2.0), send_timeout: float = 1.0) -> Stalled:
+            ping: tuple[float, float] = (0.5, 2.0), send_timeout: float = 0.5) -> Stalled:
     """``n`` clients of ``path`` on a fresh ``server`` worker stop reading at once; what happens.
 
     The readings are taken ``watch`` seconds after the clients stopped reading, and not before
-    (at most 20 s later) nginx has closed its connections to the worker, or uvicorn has logged a
-    ping timeout for each connection, where either may happen. ``ping``: uvicorn's interval and
+    (at most 20 s later) nginx has closed its connections to the worker, uvicorn has logged a
+    ping timeout for each connection, or a bounded endpoint's handlers have ended or sent again,
+    where these may happen. ``ping``: uvicorn's interval and
     timeout (hypercorn sends no pings).
     """
     if route not in ("direct", "nginx"):
@@ -158,7 +130,7 @@ def measure(server: Server, path: str, route: Route = "direct", *, n: int = 3, w
     interval, timeout = pings if pings is not None else (None, None)
     with Worker(APP, server, ping_interval=interval, ping_timeout=timeout, trace=pings is not None) as worker, \
             (Nginx([worker.port], send_timeout=send_timeout) if route == "nginx" else nullcontext()) as proxy:
-        sockets = _Sockets(worker.port).now()
+        sockets = WorkerSockets(worker.port).now()
         group = clients.connect(proxy.url(path) if proxy else worker.url(path), n, rcvbuf=CLIENT_RCVBUF)
         try:
             if wait_until(lambda: worker.handlers() == n, timeout=10.0) is None:
@@ -171,6 +143,9 @@ def measure(server: Server, path: str, route: Route = "direct", *, n: int = 3, w
             stalled_after = time.monotonic() - held if stalled[0] == worker.report()["sends"] else None
             cut = wait_until(lambda: sockets.open() == 0, timeout=20.0) if proxy else None
             cut_after = None if cut is None else time.monotonic() - held
+            if path in BOUNDED_PATHS:  # their own timeout ends them, unless they carry on sending (a zombie)
+                wait_until(lambda: worker.handlers() == 0 or int(worker.report()["sends"]) > stalled[0] + n,
+                           timeout=SEND_TIMEOUT + 20.0)
             if pings is not None:  # a timeout for each connection, unless they ended first
                 wait_until(lambda: worker.output().count(PING_TIMEOUT_LOG) >= n or worker.handlers() == 0
                            or sockets.open() == 0, timeout=20.0)
@@ -181,8 +156,7 @@ def measure(server: Server, path: str, route: Route = "direct", *, n: int = 3, w
             watched = time.monotonic() - held
             for client in group:
                 client.hold_reading(False)
-            backlog = {c: c.received + stalled[0] // n for c in group}   # about what each one had not read
-            wait_until(lambda: all(c.close_code is not None or c.received >= backlog[c] for c in group), 20.0)
+            wait_until(lambda: all(c.close_code is not None for c in group) or sockets.unsent() < len(CHUNK), 20.0)
             after = settled(lambda: (worker.handlers(), sockets.open()), settle=0.3, longest=3.0)
         finally:
             clients.leave(group, "fin")
@@ -196,7 +170,6 @@ def measure(server: Server, path: str, route: Route = "direct", *, n: int = 3, w
         )
 
 
-PATHS = ("/ws/firehose", "/ws/firehose-bounded", "/ws/firehose-fixed")
 ROUTES: tuple[Route, ...] = ("direct", "nginx")
 
 
@@ -218,7 +191,7 @@ def _settings(watch: float, ping: tuple[float, float], send_timeout: float) -> d
 
 
 def table(*, watch: float = 4.0, ping: tuple[float, float] = (0.5, 2.0),
-          send_timeout: float = 1.0) -> tuple[list[Stalled], dict[str, str]]:
+          send_timeout: float = 0.5) -> tuple[list[Stalled], dict[str, str]]:
     """Every setup on both servers, and where each route's rows come from.
 
     Where nginx is not installed, the direct rows are still measured here, and the nginx rows are
@@ -238,8 +211,8 @@ def table(*, watch: float = 4.0, ping: tuple[float, float] = (0.5, 2.0),
 
 def record(path: Path = RECORDED) -> None:
     """Measure every setup with the notebook's settings, and write the rows with the date and versions."""
-    settings = _settings(4.0, (0.5, 2.0), 1.0)
-    rows = every_setup(watch=4.0, ping=(0.5, 2.0), send_timeout=1.0)
+    settings = _settings(4.0, (0.5, 2.0), 0.5)
+    rows = every_setup(watch=4.0, ping=(0.5, 2.0), send_timeout=0.5)
     path.write_text(json.dumps({"date": datetime.date.today().isoformat(), "python": platform.python_version(),
                                 "versions": versions(), "settings": settings,
                                 "results": {"stalled": [asdict(row) for row in rows]}}, indent=1) + "\n")

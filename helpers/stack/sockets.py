@@ -1,0 +1,41 @@
+"""A worker's accepted TCP connections, read from ``/proc/net/tcp`` (Linux): how many are open, what they hold."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+TCP_LISTEN, TCP_TIME_WAIT, TCP_CLOSE = 0x0A, 0x06, 0x07
+"""States in ``/proc/net/tcp`` (include/net/tcp_states.h)."""
+
+
+@dataclass(frozen=True)
+class WorkerSockets:
+    """The worker's accepted TCP connections, read from ``/proc/net/tcp``: those whose local port is the
+    worker's (its clients' and nginx's use ephemeral ports of their own), less the ones already there
+    before the measurement (the lab's readiness check, which a server may keep alive for a while)."""
+
+    port: int
+    before: frozenset[int] = frozenset()
+
+    def read(self) -> list[tuple[int, int, int]]:
+        """(remote port, state, send queue in bytes) of each, the listening socket left out."""
+        found = []
+        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+            fields = line.split()
+            local, remote, state = int(fields[1].rsplit(":", 1)[1], 16), int(fields[2].rsplit(":", 1)[1], 16), \
+                int(fields[3], 16)
+            if local == self.port and state != TCP_LISTEN and remote not in self.before:
+                found.append((remote, state, int(fields[4].split(":")[0], 16)))
+        return found
+
+    def now(self) -> WorkerSockets:
+        """Another reading that leaves out every connection open now."""
+        return WorkerSockets(self.port, frozenset(remote for remote, _, _ in self.read()))
+
+    def open(self) -> int:
+        """Connections not yet closed (TIME_WAIT and CLOSE left out)."""
+        return sum(state not in (TCP_TIME_WAIT, TCP_CLOSE) for _, state, _ in self.read())
+
+    def unsent(self) -> int:
+        return sum(queued for _, _, queued in self.read())
