@@ -10,6 +10,8 @@ moves while the measurement runs and its last frame stays in the saved notebook.
 from __future__ import annotations
 
 import concurrent.futures
+import itertools
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,8 +25,8 @@ from helpers.plot import FONT_SIZE, PALETTE, LiveImage, style_axes
 T = TypeVar("T")
 PERIOD = 0.1
 """Seconds between two samples."""
-REDRAW_EVERY = 5
-"""Samples per redrawn frame."""
+REDRAW_SECONDS = 1.0
+"""Seconds between two redrawn frames, while the measurement runs."""
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,7 @@ class Sample:
     handlers: dict[str, int]
     """Live WebSocket handlers per worker (each worker's own report)."""
     redis_clients: int | None = None
-    """Connections Redis lists (``CLIENT LIST``, without the lab's own); None: no Redis in the stack."""
+    """Connections Redis lists (``CLIENT LIST``) but the one asking; None: no Redis in the stack."""
     redis_subscriptions: int | None = None
     """Channel subscriptions over those connections (the ``sub`` field of ``CLIENT LIST``)."""
 
@@ -70,22 +72,28 @@ class StackWatch:
             return False
         return True
 
+    def largest_gap(self) -> float:
+        """The longest time between two samples, in seconds."""
+        times = [s.t for s in list(self.samples)]
+        return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
+
     def figure(self) -> Figure:
-        with_redis = any(s.redis_clients is not None for s in self.samples)
+        samples = list(self.samples)   # the sampler may append meanwhile
+        with_redis = any(s.redis_clients is not None for s in samples)
         fig = Figure(figsize=(12 if with_redis else 7, 4.2), layout="constrained")
         axes = fig.subplots(1, 2 if with_redis else 1, squeeze=False)[0]
-        times = [s.t for s in self.samples]
-        names = list(self.samples[0].handlers) if self.samples else []
+        times = [s.t for s in samples]
+        names = list(samples[0].handlers) if samples else []
         for colour, name in zip(PALETTE, names, strict=False):
-            axes[0].plot(times, [s.handlers[name] for s in self.samples], color=colour, linewidth=3, label=name,
+            axes[0].plot(times, [s.handlers[name] for s in samples], color=colour, linewidth=3, label=name,
                          drawstyle="steps-post")
-        axes[0].plot(times, [sum(s.handlers.values()) for s in self.samples], color="black", linewidth=2,
+        axes[0].plot(times, [sum(s.handlers.values()) for s in samples], color="black", linewidth=2,
                      linestyle="--", label="all workers", drawstyle="steps-post")
         style_axes(axes[0], "Live WebSocket handlers, per worker (their own reports)")
         if with_redis:
-            axes[1].plot(times, [s.redis_clients for s in self.samples], color=PALETTE[4], linewidth=3,
+            axes[1].plot(times, [s.redis_clients for s in samples], color=PALETTE[4], linewidth=3,
                          label="connections (CLIENT LIST)", drawstyle="steps-post")
-            axes[1].plot(times, [s.redis_subscriptions for s in self.samples], color=PALETTE[5], linewidth=3,
+            axes[1].plot(times, [s.redis_subscriptions for s in samples], color=PALETTE[5], linewidth=3,
                          linestyle="--", label="subscriptions", drawstyle="steps-post")
             style_axes(axes[1], "What Redis itself counts")
         for ax in axes:
@@ -98,22 +106,35 @@ class StackWatch:
 
 
 def run_watched(lab: Any, measure: Callable[[], T], *, period: float = PERIOD) -> tuple[T, StackWatch]:
-    """Run ``measure()`` in a thread while this thread samples ``lab`` and redraws the plot; its result.
+    """Run ``measure()`` in a thread while another samples ``lab`` every ``period`` seconds, and this one
+    redraws the plot every ``REDRAW_SECONDS`` (a frame can take a second on a loaded machine; the
+    samples do not wait for it). Returns the measurement's result and the samples.
 
     An interrupt (Jupyter's stop button) stops the stack, so that the measurement fails at once,
     then is raised again once the measurement's thread has ended.
     """
     watch = StackWatch(lab)
+    done = threading.Event()
+
+    def sample_until_done() -> None:
+        while not done.is_set() and watch.try_sample():
+            done.wait(period)
+
+    sampler = threading.Thread(target=sample_until_done, name="lab-stack-sampler", daemon=True)
     with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="lab-stack-measure") as pool:
         future = pool.submit(measure)
+        sampler.start()
         try:
-            while not future.done() and watch.try_sample():
-                if len(watch.samples) % REDRAW_EVERY == 1:
+            while not future.done():
+                concurrent.futures.wait([future], timeout=REDRAW_SECONDS)
+                if watch.samples and not future.done():
                     watch.draw()
-                concurrent.futures.wait([future], timeout=period)
         except KeyboardInterrupt:
             lab.stop()
             raise
+        finally:
+            done.set()
+            sampler.join(5.0)
         result = future.result()  # the measurement's own error, if any, not the sampler's
     watch.try_sample()
     if watch.samples:

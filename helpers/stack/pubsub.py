@@ -19,6 +19,7 @@ from typing import Any
 from helpers.errors import LabError
 from helpers.stack.deploys import raw_websocket
 from helpers.stack.redis import RedisServer
+from helpers.stack.sockets import WorkerSockets
 from helpers.stack.workers import Server, Worker
 from helpers.waiting import settled, wait_until
 
@@ -200,9 +201,10 @@ class BroadcasterStep:
 class BroadcasterRun:
     clients: int
     departed: dict[str, int]
-    """Per worker: how many clients nginx sent there (all of them left)."""
+    """Per worker: the live handlers while connected, i.e. the clients nginx sent there (all of them left)."""
     steps: dict[str, BroadcasterStep]
-    """"connected", and "left": once the readings held still after the clients left."""
+    """"connected", and "left": once every worker had closed its connections to nginx and the readings held
+    still."""
 
 
 def _queues(worker: Worker) -> int:
@@ -228,6 +230,7 @@ def measure_broadcaster(lab: Any, *, clients: int = 4, settle: float = 0.5) -> B
         raise LabError("Start the stack with nginx and Redis: "
                        "stack.start(APP, ['uvicorn', 'hypercorn'], redis=True, watch=['redis_broadcaster']).")
     group: list[lab_clients.Client] = []
+    sockets = [WorkerSockets(worker.port).now() for worker in lab.workers]
 
     def subscribed(expected: int) -> Callable[[], bool]:
         return lambda: sum(_broadcaster_step(lab).queues.values()) == expected
@@ -238,5 +241,7 @@ def measure_broadcaster(lab: Any, *, clients: int = 4, settle: float = 0.5) -> B
             raise LabError(f"The workers did not subscribe {opened} broadcaster clients.")
     steps = {"connected": _broadcaster_step(lab)}
     lab_clients.leave(group, "fin")
+    if wait_until(lambda: all(s.established() == 0 for s in sockets), timeout=10.0) is None:   # each FIN arrived
+        raise LabError("The workers did not receive the end of their connections from nginx after the clients left.")
     steps["left"] = settled(lambda: _broadcaster_step(lab), settle)
-    return BroadcasterRun(clients, dict(steps["connected"].queues), steps)
+    return BroadcasterRun(clients, dict(steps["connected"].handlers), steps)

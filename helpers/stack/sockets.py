@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-TCP_LISTEN, TCP_TIME_WAIT, TCP_CLOSE = 0x0A, 0x06, 0x07
+TCP_ESTABLISHED, TCP_LISTEN, TCP_TIME_WAIT, TCP_CLOSE = 0x01, 0x0A, 0x06, 0x07
 """States in ``/proc/net/tcp`` (include/net/tcp_states.h)."""
 
 
@@ -39,3 +39,7 @@ class WorkerSockets:
 
     def unsent(self) -> int:
         return sum(queued for _, _, queued in self.read())
+
+    def established(self) -> int:
+        """Connections in ESTABLISHED: the worker has not yet received its peer's FIN or RST on them."""
+        return sum(state == TCP_ESTABLISHED for _, state, _ in self.read())
