@@ -95,7 +95,8 @@ def proxy_table() -> None:
 
 
 def stalled_table() -> None:
-    print("\n## A heavy sender, 3 clients that stop reading (uvicorn pings 0.5 s / 2 s, nginx send_timeout 1 s)\n")
+    print("\n## A heavy sender, 3 clients that stop reading (uvicorn pings 0.5 s / 2 s, nginx send_timeout 0.5 s, "
+          "app send timeout 2 s)\n")
     print("| server | endpoint | route | sends first stopped | at the reading | connections (unsent KiB) | "
           "timeouts logged (ping, nginx) | after reading again (handlers, connections) |")
     print("|---|---|---|---|---|---|---|---|", flush=True)

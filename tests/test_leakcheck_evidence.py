@@ -34,6 +34,12 @@ def test_the_same_feed_with_a_receive_running_lets_the_server_exit_within_the_li
     assert "graceful shutdown: exited after" in report.summary()
 
 
+
+def test_daphnes_graceful_shutdown_is_measured_too():
+    report = check(PRODUCTION, "/ws/prices-fixed", server="daphne", clients=2, ways=("fin",), shutdown_limit=2.0)
+    assert report.shutdown.seconds is not None, report.summary()
+    assert "graceful shutdown: exited after" in report.summary()
+
 def test_a_blocked_shutdown_exits_1_and_is_in_the_json_report():
     done = subprocess.run(
         [sys.executable, "-m", "helpers.leakcheck", PRODUCTION, "/ws/prices", "--clients", "2", "--ways", "fin",

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import ctypes
 import functools
 import gc
@@ -1167,7 +1168,8 @@ class Agent:
             gc.unfreeze()
             self._frozen_gc = False
         if self.runner is not None:
-            self.runner.sock.close()
+            with contextlib.suppress(OSError):  # daphne (twisted) adopted the descriptor and closed it at shutdown
+                self.runner.sock.close()
         alive = bool(thread and thread.is_alive())
         if loop is not None and not alive and not loop.is_closed():
             loop.close()

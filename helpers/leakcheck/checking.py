@@ -218,9 +218,12 @@ def _redis(link: Any) -> dict[str, int]:
 
 
 def _retained_snapshot(link: Any) -> dict[str, Any]:
+    # Connections first: the agent's gc.collect() would run the finalizers of unreachable clients (redis-py's
+    # Connection.__del__ closes its socket), which a running server may not do for a long while.
+    connections, redis = _connections(link), _redis(link)
     snap: dict[str, Any] = link.request({"op": "snapshot", "retained": True})
-    snap["connections"] = _connections(link)
-    snap["redis"] = _redis(link)
+    snap["connections"] = connections
+    snap["redis"] = redis
     return snap
 
 
