@@ -84,6 +84,13 @@ def test_all_checks_every_websocket_route_without_path_parameters(tmp_path):
     assert f'tests="{len(paths)}" failures="0"' in xml and 'name="/ws/prices on uvicorn"' in xml
 
 
+def test_all_says_which_routes_with_path_parameters_it_left_out():
+    done = leakcheck("tests.zoo_shapes:app", "--all", "--clients", "1", "--ways", "fin", "--no-rounds", "--json")
+    report = json.loads(done.stdout)
+    notes = [note for e in report["servers"]["uvicorn"]["endpoints"] for note in e.get("notes", [])]
+    assert any("--all left out the routes with path parameters" in n and "/api/chat/{room}" in n for n in notes), notes
+
+
 def test_the_junit_report_carries_the_evidence_of_a_failure(tmp_path):
     junit = tmp_path / "leakcheck.xml"
     leakcheck("helpers.apps.leaks:app", "/ws/prices", "--clients", "2", "--ways", "rst", "--junit", str(junit))

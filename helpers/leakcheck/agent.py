@@ -787,8 +787,10 @@ class Agent:
         spec = request["app"]
         app, module_name = (spec, None) if not isinstance(spec, str) else load(spec)
         paths: list[str] = list(request.get("paths") or [])
+        skipped: list[str] = []
         if request.get("all"):
             paths += [p for p in websocket_paths(app) if "{" not in p and p not in paths]
+            skipped = [p for p in websocket_paths(app) if "{" in p]
             if not paths:
                 raise UsageError("--all found no WebSocket route without path parameters; give the paths.")
         self.targets = {path: resolve(app, path) for path in paths}
@@ -836,9 +838,12 @@ class Agent:
         gc.collect()
         gc.freeze()
         self._frozen_gc = True
+        left_out = [(f"--all left out the routes with path parameters ({', '.join(skipped)}): give a concrete "
+                     "path to check each")] if skipped else []
         return {
             "protocol": PROTOCOL, "port": port, "server": server, "added_wait": self.runner.added_wait,
-            "silent_detectable": self.runner.silent_detectable, "notes": list(self.runner.notes),
+            "silent_detectable": self.runner.silent_detectable,
+            "notes": [*self.runner.notes, *left_out],
             "targets": [t.describe() for t in self.targets.values()],
             "versions": {**_versions(), **self.runner.versions()},
             "pid": os.getpid(),
