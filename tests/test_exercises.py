@@ -15,6 +15,7 @@ import re
 import nbformat
 import pytest
 
+import helpers.exercises
 from helpers.errors import LabError
 from helpers.exercises import EXERCISES, Feedback, check_exercise
 from tests.notebook_kernel import NOTEBOOKS
@@ -205,6 +206,12 @@ def test_a_job_not_done_says_what_the_normal_client_expected_and_got():
     feedback = run(2, exercise_cell(2))
     assert 'expected {"online": 1} and got {"online": 2}' in feedback.message
 
+
+
+@pytest.fixture(autouse=True)
+def no_previous_check() -> None:
+    """Each test starts as a fresh kernel does: no previous check to compare with (they share this process)."""
+    helpers.exercises._LAST.clear()
 
 def test_a_verdict_repeated_after_an_edit_says_why_the_edit_changed_nothing():
     namespace: dict = {}
