@@ -24,7 +24,7 @@ from helpers import browser
 from tests.jupyterlab_session import BrowserRun
 
 FOLDER_VARIABLE = "WS_LAB_EXECUTED"
-LAB_GROUPS = 3
+LAB_GROUPS = 2
 """JupyterLab runs the notebooks in this many test workers at most: each worker that needs a browser starts a
 JupyterLab and a Chromium of its own, and on a 2-core machine more of them at once only slow each other down."""
 
