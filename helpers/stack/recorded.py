@@ -112,6 +112,11 @@ def record(path: Path = RECORDED) -> None:
         results["broadcaster"] = _plain(pubsub.measure_broadcaster(lab, clients=int(settings["per_version"])))
     finally:
         stack.stop_current()
+    write_recording(path, settings, results)
+
+
+def write_recording(path: Path, settings: dict[str, Any], results: dict[str, Any]) -> None:
+    """A recording file: today's date, this Python, the versions that ran, the settings and the results."""
     path.write_text(json.dumps({"date": datetime.date.today().isoformat(), "python": platform.python_version(),
                                 "versions": versions(), "settings": settings, "results": results}, indent=1) + "\n")
 

@@ -19,9 +19,6 @@ recorded with the lab. ``python -m helpers.stack.stalled`` records them again.
 
 from __future__ import annotations
 
-import datetime
-import json
-import platform
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
@@ -34,7 +31,7 @@ from helpers.apps.heavy_sender import CHUNK, SEND_TIMEOUT
 from helpers.errors import LabError
 from helpers.stack import nginx
 from helpers.stack.nginx import Nginx
-from helpers.stack.recorded import MEASURED, Recording, versions
+from helpers.stack.recorded import MEASURED, Recording, write_recording
 from helpers.stack.sockets import WorkerSockets
 from helpers.stack.workers import Server, Worker
 from helpers.waiting import settled, wait_until
@@ -213,9 +210,7 @@ def record(path: Path = RECORDED) -> None:
     """Measure every setup with the notebook's settings, and write the rows with the date and versions."""
     settings = _settings(4.0, (0.5, 2.0), 0.5)
     rows = every_setup(watch=4.0, ping=(0.5, 2.0), send_timeout=0.5)
-    path.write_text(json.dumps({"date": datetime.date.today().isoformat(), "python": platform.python_version(),
-                                "versions": versions(), "settings": settings,
-                                "results": {"stalled": [asdict(row) for row in rows]}}, indent=1) + "\n")
+    write_recording(path, settings, {"stalled": [asdict(row) for row in rows]})
 
 
 if __name__ == "__main__":
