@@ -78,7 +78,7 @@ print("HUB_ISOLATION " + _json.dumps({
 """
 STATE = """print("HUB_ISOLATION " + _json.dumps({"started": sum(_hub_started.values()),
       "alive": sum(server.count_alive(_HUB_WATCH).values()), "connections": server.connections()}))"""
-STOP = "from helpers.server import stop_current\nprint(stop_current())"
+STOP = "from helpers.servers import stop_current\nprint(stop_current())"
 
 
 def notebook_cells() -> str:
@@ -269,7 +269,8 @@ async def measure(args: argparse.Namespace) -> int:
               f"notebook 08's app listens on {info['listening']}")
         print(f"link notebook 08 printed: {info['links']['metrics']}")
         print("single-user server: " + ", ".join(f"{name} {v}" for name, v in info["versions"].items()))
-        direct = next(source for source in code_cells(notebook_path("08")) if "without the key: told" in source)
+        direct = next(source for source in code_cells(notebook_path("08"))
+                      if "without the key: the page answered" in source)
         print(f"notebook 08's own check, run in {args.owner}'s kernel (straight to 127.0.0.1, no proxy): "
               + (await kernel.execute(direct)).strip())
         cases = [  # (who, whose proxy, with the owner's key, with a token)
@@ -297,9 +298,9 @@ async def measure(args: argparse.Namespace) -> int:
               f"{args.owner}'s server | alive while open |")
         print("| --- | --- | --- | --- | --- | --- | --- |")
         for a in attempts:
-            alive = "-" if a.alive_while_open is None else str(a.alive_while_open)
+            shown = "-" if a.alive_while_open is None else str(a.alive_while_open)
             print(f"| {a.who} | /user/{a.proxy_of}/proxy/{port}/ | {'yes' if a.key else 'no'} | {a.page} | "
-                  f"{a.websocket} | {a.started} | {alive} |")
+                  f"{a.websocket} | {a.started} | {shown} |")
         if args.browser:
             print(f"\nIn Chromium, as {args.other}, through /user/{args.other}/proxy/{port}/:")
             for with_key in (False, True):

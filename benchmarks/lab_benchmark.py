@@ -83,7 +83,7 @@ def kernel_start_to_first_frame(path: Path) -> float:
 def in_kernel_churn() -> float:
     from benchmarks.churn_client import churn
     from helpers import clients
-    from helpers.server import serve
+    from helpers.servers import serve
 
     server = serve(CHURN_APP)
     try:
@@ -126,7 +126,7 @@ def standalone_churn() -> float:
 def probe_cost_per_thousand_tasks() -> tuple[float, int]:
     from helpers.apps import seed
     from helpers.probe import Probe
-    from helpers.server import serve
+    from helpers.servers import serve
 
     server = serve(seed.app)
     try:
@@ -150,9 +150,9 @@ def probe_cost_per_thousand_tasks() -> tuple[float, int]:
 def leakcheck_times() -> list[tuple[str, str, str, float]]:
     """(route shape or lesson, endpoint, verdict, seconds) for every endpoint of the checker's tests, default
     settings."""
-    from helpers.leakcheck import check
-    from tests.test_leakcheck import ZOO
-    from tests.test_leakcheck_shapes import SHAPES
+    from tests.leakcheck.test_lesson_endpoints import ZOO
+    from tests.leakcheck.test_shapes import SHAPES
+    from ws_leakcheck import check
 
     cases = ([("lessons and zoo", app, path) for app, path, _ in ZOO]
              + [(shape, app, path) for shape, app, path, _ in SHAPES])
@@ -192,8 +192,8 @@ def print_leakcheck_every_server() -> None:
     """``--server all`` on the article's loop and on the pattern: a verdict per server, and the whole run's time."""
     import importlib.util
 
-    from helpers.leakcheck import run
-    from helpers.leakcheck.checking import SERVERS
+    from ws_leakcheck import run
+    from ws_leakcheck.servers import SERVERS
 
     servers = [s for s in SERVERS if importlib.util.find_spec(s)]
     for app, path in (("helpers.apps.seed:app", "/ws/metrics"), ("helpers.apps.fixed:app", "/ws/prices")):

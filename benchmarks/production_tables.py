@@ -25,11 +25,12 @@ import time
 from collections.abc import Iterator
 
 from helpers import stack
-from helpers.stack import proxy, stalled
-from helpers.stack.deploys import Shutdown, measure_shutdown
-from helpers.stack.pubsub import STEPS, measure_departures
+from helpers.experiments import proxy, stalled
+from helpers.experiments.deploys import Shutdown, measure_shutdown
+from helpers.experiments.pubsub import STEPS, measure_departures
+from helpers.stack.workers import WORKER_SERVERS
 
-SERVERS = ["uvicorn", "hypercorn"]
+SERVERS = list(WORKER_SERVERS)
 ENDPOINTS = {
     "/ws/prices": "waits on a feed, never receives",
     "/ws/prices-fixed": "the same with a receive always running (the pattern)",

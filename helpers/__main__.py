@@ -2,6 +2,7 @@
 
     python3 -m helpers lab [ARGS]  # create .venv with the pinned versions, open JupyterLab (ARGS go to JupyterLab)
     python3 -m helpers test [ARGS] # same environment, run the whole test suite (ARGS go to pytest)
+    python3 -m helpers test --fast # only the pure tests (no server, browser, notebook or nginx), in one process
     python3 -m helpers clean       # remove .venv and the lab's caches, and say how much that freed
     python3 -m helpers binder      # print the Binder link for this clone's origin remote
     python3 -m helpers book [ARGS] # same environment, build the website of executed notebooks (_build/site/)
@@ -24,7 +25,10 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from helpers.errors import SetupError
+
 ROOT = Path(__file__).resolve().parent.parent
+TOOL = ROOT / "ws-leakcheck"
 BINDER_PATH = "urlpath=lab/tree/notebooks/00_start_here.ipynb"
 VENV = Path(os.environ.get("LAB_VENV", ROOT / ".venv"))
 DEFAULT_INDEX = "https://pypi.org/simple"
@@ -33,10 +37,6 @@ UNREACHABLE = re.compile(
     r"NewConnectionError|Failed to establish a new connection|Name or service not known|"
     r"Temporary failure in name resolution|ConnectTimeoutError|ReadTimeoutError|ProxyError|SSLError"
 )
-
-
-class SetupError(Exception):
-    """Set-up cannot go on; the message is one sentence naming the fix."""
 
 
 def _python() -> Path:
@@ -74,12 +74,32 @@ def _create_venv() -> None:
         raise SetupError(f"Could not create the virtual environment in {VENV}: {error.strerror or error}.") from None
 
 
+def _packages(count: int) -> str:
+    return f"{count} package{'s' if count != 1 else ''}"
+
+
+PROGRESS_EVERY = 20
+"""A line of progress every this many packages pip collects (the first install collects about 130)."""
+
+
 def _pip_install(*args: str) -> None:
-    """pip install, quiet when it works; one sentence when the package index is out of reach."""
-    done = subprocess.run(
-        [str(_python()), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *args],
-        capture_output=True, text=True,
-    )
+    """pip install, with a line of progress per step; one sentence when the package index is out of reach."""
+    command = [str(_python()), "-m", "pip", "install", "--progress-bar", "off", "--disable-pip-version-check", *args]
+    lines: list[str] = []
+    collected = 0
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as pip:
+        assert pip.stdout is not None
+        for line in pip.stdout:
+            lines.append(line)
+            if line.startswith(("Collecting ", "Obtaining ", "Processing ")):
+                collected += 1
+                if collected % PROGRESS_EVERY == 0:
+                    print(f"  {_packages(collected)} collected ...", flush=True)
+            elif line.startswith("Installing collected packages"):
+                print(f"  installing {_packages(collected)} ...", flush=True)
+            elif line.startswith("Successfully installed"):
+                print(f"  installed {_packages(len(line.split()) - 2)}.", flush=True)
+    done = subprocess.CompletedProcess(command, pip.returncode, "".join(lines), "")
     if done.returncode == 0:
         return
     output = done.stdout + done.stderr
@@ -102,17 +122,28 @@ def _reachable(url: str) -> bool:
         return False
 
 
+def install_stamp(root: Path) -> str:
+    """What an environment installed from the clone at ``root`` records. Either project file changing reinstalls (the
+    lab's pins, or the checker's own dependencies), and so does another clone: the install is editable, so an
+    environment made from one clone (a LAB_VENV shared by two) would import that clone's code."""
+    projects = (root / "pyproject.toml", root / "ws-leakcheck" / "pyproject.toml")
+    return hashlib.sha256(str(root).encode() + b"".join(path.read_bytes() for path in projects)).hexdigest()
+
+
 def _ensure_environment() -> Path:
     if sys.version_info < (3, 11):  # noqa: UP036 - this file runs under whatever python3 the learner has
         raise SetupError(f"The lab needs Python 3.11 or newer; this is {sys.version.split()[0]}.")
     stamp = VENV / ".lab-installed"
-    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    wanted = install_stamp(ROOT)
     if stamp.exists() and stamp.read_text() == wanted and _python().exists():
         return _python()
     if not _python().exists():
         _create_venv()
     print("Installing the lab's pinned packages (a minute or two the first time) ...", flush=True)
     _pip_install("-e", f"{ROOT}[test]")
+    # The leak checker is a distribution of its own (ws-leakcheck/), installed as its users install it. After the
+    # lab: a lab installed before the split also owned the `ws-leakcheck` script, and its reinstall removes it.
+    _pip_install("-e", str(TOOL))
     stamp.write_text(wanted)
     return _python()
 
@@ -159,9 +190,20 @@ def _run_in_foreground(command: list[str]) -> int:
         signal.signal(signal.SIGTERM, previous)
 
 
+FAST_TIER = ["-m", "fast", "-n", "0"]
+"""What ``test --fast`` gives pytest: the tests marked ``fast`` (they start no process and no server; the suite's
+conftest fails one that does), in one process, where starting test workers would cost more than the tests."""
+
+
+def pytest_args(args: list[str]) -> list[str]:
+    """pytest's arguments for ``test ARGS``: ``--fast`` (anywhere) selects the fast tier, the rest go as given."""
+    rest = [arg for arg in args if arg != "--fast"]
+    return [*FAST_TIER, *rest] if len(rest) < len(args) else rest
+
+
 def test(args: list[str]) -> int:
     python = _ensure_environment()
-    return subprocess.run([str(python), "-m", "pytest", *args], cwd=ROOT).returncode
+    return subprocess.run([str(python), "-m", "pytest", *pytest_args(args)], cwd=ROOT).returncode
 
 
 def binder(args: list[str]) -> int:
@@ -184,7 +226,8 @@ def clean(args: list[str]) -> int:
     from helpers.timemachine import cache_dir  # standard library only, like this module (a test checks)
 
     # Only the cache's own subfolder: LAB_CACHE may point at a folder that holds other things too.
-    owned = [VENV, cache_dir() / "stacks", ROOT / "test-artifacts", ROOT / ".pytest_cache", ROOT / ".mypy_cache",
+    owned = [VENV, cache_dir() / "stacks", cache_dir() / "findings", ROOT / "test-artifacts", ROOT / ".pytest_cache",
+             ROOT / ".mypy_cache",
              ROOT / "build", *ROOT.glob("*.egg-info")]
     freed = 0
     for path in owned:

@@ -27,7 +27,8 @@ NOTEBOOKS = ROOT / "notebooks"
 README = ROOT / "README.md"
 CONF_DIR = ROOT / "docs" / "site"
 BUILD = ROOT / "_build"
-PAGES = {"README.md": "index.md", "docs/instructor_guide.md": "docs/instructor_guide.md"}
+PAGES = {"README.md": "index.md", "docs/instructor_guide.md": "docs/instructor_guide.md",
+         "docs/ws-leakcheck.md": "docs/ws-leakcheck.md"}
 """The Markdown pages of the site besides the notebooks: the README becomes the landing page, in place."""
 FILES = ["LICENSE", "LICENSE-CONTENT", "CITATION.cff"]
 """Files the README links to, published beside the pages."""

@@ -9,6 +9,13 @@ there as ``pip install -e .[test]``, then upgrades the packages whose behaviour 
 notebooks' asserts are the claims) and a pytest selection (``TESTS``), and prints one row per claim:
 still holds, changed (with the failing assertion's message), or could not run. It never edits the pins.
 
+A notebook checks the versions its text was measured with (``expect_versions`` here, or
+``helpers.versions.check_pins`` for every pin). Outside the canary a difference stops it there, with the
+packages that differ. Under the canary (which sets ``CANARY_VARIABLE`` for the notebooks it runs) the
+difference is printed on a line that starts with ``CANARY_LINE``, and the lesson runs on to its end, so
+that its own asserts test its claims on the newest releases; the table then has a row "runs other
+versions" for that notebook, which does not count as a change.
+
 Exit status: 0 nothing changed, 1 a claim changed, 2 something could not run (and nothing changed).
 
 Standard library only, like ``helpers.__main__``: it runs before anything is installed.
@@ -27,16 +34,44 @@ import time
 import tomllib
 import venv
 import xml.etree.ElementTree as ElementTree
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 UPSTREAM = ["fastapi", "starlette", "uvicorn", "websockets", "wsproto", "hypercorn", "granian", "daphne"]
-TESTS = ["tests/test_server.py", "tests/test_leakcheck.py", "tests/test_servers*.py"]
+TESTS = ["tests/servers/test_server.py", "tests/leakcheck/test_lesson_endpoints.py", "tests/servers/test_servers.py",
+         "tests/servers/test_lifecycle.py"]
 """The tests that stand for claims (uvicorn's behaviour, the leak checker's verdicts on the zoo of endpoints,
 and the other servers' tests where this clone has them), as glob patterns under the repository."""
 
 HOLDS, CHANGED, NOT_RUN = "still holds", "changed", "could not run"
+OTHER_VERSIONS = "runs other versions"
+"""A notebook ran on other versions than those its text was measured with: reported, not a change of a claim."""
+CANARY_VARIABLE = "LAB_CANARY"
+"""Set by the canary in the environment of what it runs (``helpers.versions.CANARY`` is the same name)."""
+CANARY_LINE = "Canary run: "
+"""How a notebook's output line starts when it reports versions that differ, under the canary."""
+
+
+def expect_versions(running: Mapping[str, str], measured_with: Mapping[str, str]) -> None:
+    """Check that the versions running are those the lesson was measured with.
+
+    Outside the canary a difference is an ``AssertionError`` naming each package (the lesson would state
+    results of other versions). Under the canary (``CANARY_VARIABLE`` set) it is printed, on a line the
+    canary reads back, and the lesson goes on, so that its measurements test its claims on those versions.
+    """
+    differs = [f"{name} {running.get(name, 'missing')} (measured with {version})"
+               for name, version in measured_with.items() if running.get(name) != version]
+    if differs and os.environ.get(CANARY_VARIABLE):
+        print(f"{CANARY_LINE}versions differ from those this lesson was measured with ({'; '.join(differs)}); "
+              "the lesson runs on, and its asserts test its claims on them.")
+    elif differs:
+        raise AssertionError(f"This lesson was measured with other versions: {'; '.join(differs)}. "
+                             "Reinstall the lab's pins (python3 -m helpers lab) to follow it as written.")
+
+
 
 NOTEBOOK_RUNNER = r"""
 import json, re, sys, nbformat, nbclient
@@ -45,6 +80,9 @@ path = sys.argv[1]
 notebook = nbformat.read(path, as_version=4)
 client = nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3",
                                  resources={"metadata": {"path": sys.argv[2]}})
+def reported_versions():
+    return [line.strip() for cell in notebook.cells for output in cell.get("outputs", [])
+            for line in output.get("text", "").splitlines() if line.startswith(sys.argv[3])]
 try:
     client.execute()
     result = {"status": "passed"}
@@ -55,6 +93,7 @@ except CellExecutionError as error:
     lines = re.findall(r"^-+> *\d+ (.*)$", plain, re.M)
     where = f" at `{lines[-1].strip()}`" if lines else ""
     result = {"status": "failed", "message": f"{error.ename}: {error.evalue}".rstrip(": ") + where}
+result["versions"] = reported_versions()
 print(json.dumps(result))
 """
 
@@ -90,7 +129,7 @@ def results_from_junit(xml: str) -> list[Result]:
     return results
 
 
-def result_from_notebook(name: str, outcome: dict[str, str] | None, stderr: str = "") -> Result:
+def result_from_notebook(name: str, outcome: Mapping[str, Any] | None, stderr: str = "") -> Result:
     """A notebook's result from the runner's JSON (None when the runner itself failed)."""
     claim = f"notebooks/{name}.ipynb (its asserts)"
     if outcome is None:
@@ -98,6 +137,12 @@ def result_from_notebook(name: str, outcome: dict[str, str] | None, stderr: str 
     if outcome["status"] == "passed":
         return Result(claim, HOLDS)
     return Result(claim, CHANGED if outcome["status"] == "failed" else NOT_RUN, _first_line(outcome.get("message", "")))
+
+
+def versions_differ(name: str, lines: list[str]) -> Result:
+    """The row of a notebook that ran on other versions than its text was measured with (the lines it printed)."""
+    details = [line.removeprefix(CANARY_LINE) for line in dict.fromkeys(lines)]
+    return Result(f"notebooks/{name}.ipynb (the versions it was measured with)", OTHER_VERSIONS, " / ".join(details))
 
 
 def exit_status(results: list[Result]) -> int:
@@ -115,7 +160,9 @@ def table(results: list[Result], versions: dict[str, tuple[str, str]]) -> str:
     lines += ["", "| claim | verdict | new value / reason |", "|---|---|---|"]
     lines += [f"| {r.claim} | {r.status} | {r.detail.replace('|', '/')} |" for r in results]
     counts = {status: sum(r.status == status for r in results) for status in (HOLDS, CHANGED, NOT_RUN)}
-    lines += ["", ", ".join(f"{n} {status}" for status, n in counts.items())]
+    summary = ", ".join(f"{n} {status}" for status, n in counts.items())
+    others = sum(r.status == OTHER_VERSIONS for r in results)
+    lines += ["", summary + (f"; {others} notebook(s) ran on other versions than their text names" if others else "")]
     return "\n".join(lines)
 
 
@@ -148,6 +195,8 @@ def install(env: Path) -> tuple[Path, Result | None, list[Result]]:
     python = env / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
     _pip(python, "--upgrade", "pip")
     lab = _pip(python, "-e", f"{ROOT}[test]")
+    if lab.returncode == 0:
+        lab = _pip(python, "--no-deps", "-e", str(ROOT / "ws-leakcheck"))  # the leak checker the tests import
     if lab.returncode != 0:
         return python, Result("install the lab (pip install -e .[test])", NOT_RUN, _first_line(lab.stderr[-400:])), []
     if _pip(python, "--upgrade", *UPSTREAM).returncode == 0:
@@ -169,14 +218,17 @@ def test_selection() -> list[str]:
 
 
 def run_notebooks(python: Path, names: list[str]) -> list[Result]:
+    """Each notebook in a fresh kernel; its result, after a row for the versions it reported, if any differ."""
     results = []
     for name in names:
         print(f"  running notebooks/{name}.ipynb ...", flush=True)
         run = subprocess.run([python, "-c", NOTEBOOK_RUNNER, str(ROOT / "notebooks" / f"{name}.ipynb"),
-                              str(ROOT / "notebooks")],
+                              str(ROOT / "notebooks"), CANARY_LINE],
                              capture_output=True, text=True, cwd=ROOT / "notebooks", env=_environment(python))
-        outcome = (json.loads(run.stdout.strip().splitlines()[-1])
-                   if run.returncode == 0 and run.stdout.strip() else None)
+        outcome: dict[str, Any] | None = (json.loads(run.stdout.strip().splitlines()[-1])
+                                          if run.returncode == 0 and run.stdout.strip() else None)
+        if outcome and outcome.get("versions"):
+            results.append(versions_differ(name, outcome["versions"]))
         results.append(result_from_notebook(name, outcome, run.stderr))
     return results
 
@@ -218,9 +270,10 @@ def against_the_pins(newest: list[Result], on_pins: list[Result]) -> list[Result
 
 
 def _environment(python: Path) -> dict[str, str]:
-    """The canary's interpreter first on PATH, so that kernels started by name run in it."""
+    """The canary's interpreter first on PATH, so that kernels started by name run in it; ``CANARY_VARIABLE`` set,
+    so that a notebook's version check reports a difference rather than stop the lesson."""
     return {**os.environ, "PATH": f"{python.parent}{os.pathsep}{os.environ.get('PATH', '')}",
-            "VIRTUAL_ENV": str(python.parent.parent)}
+            "VIRTUAL_ENV": str(python.parent.parent), CANARY_VARIABLE: "1"}
 
 
 def _on_the_pins(

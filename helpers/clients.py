@@ -5,8 +5,9 @@ Ways of leaving, as a server sees them:
 - ``clean``: a close frame and the closing handshake, like a browser tab closing normally.
 - ``fin``: the TCP connection ends without a close frame (a killed process, a proxy timing out).
 - ``rst``: the connection is reset (SO_LINGER 0 then close): a crashed peer, a dropped NAT entry.
-- ``silent``: the connection stays open but the client never reads again and never answers
-  pings: a suspended laptop, a half-open connection behind a dead network.
+- ``silent``: the client stops reading and never answers pings, while its TCP stack still
+  acknowledges: a frozen tab, a stuck consumer. (A suspended laptop or a cut cable acknowledges
+  nothing; TCP drops such a peer after about 15 min once the server sends. Not simulated here.)
 - ``slow``: the client stays but reads only one message every ``SLOW_READ_INTERVAL`` seconds.
 
 All clients run on one background event loop, so they keep working while a cell blocks.
@@ -34,9 +35,11 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from helpers.errors import LabError
 from helpers.loopthread import LoopThread
+from ws_leakcheck import clients as checker_clients
 
 Leave = Literal["clean", "fin", "rst", "silent", "slow"]
 WAYS_OF_LEAVING: tuple[str, ...] = get_args(Leave)
+"""The checker's ways (``ws_leakcheck.clients.WAYS``, which does the leaving), and the lab's ``slow``."""
 SLOW_READ_INTERVAL = 0.5
 
 
@@ -111,32 +114,17 @@ class Client:
 
     async def _leave(self, how: Leave) -> None:
         self.left = how
-        transport = self.connection.transport
         if how == "slow":
             self.slow = True
             return
         if self.reader is not None and how != "clean":
             self.reader.cancel()
-        if how == "clean":
-            await self.connection.close()
-        elif how == "fin":
-            transport.close()
-        elif how == "rst":
-            _abort_with_reset(transport)
-        elif how == "silent":
-            transport.pause_reading()
+        await checker_clients.leave(self.connection, how)
 
     def _abort(self) -> None:
         if self.reader is not None:
             self.reader.cancel()
-        _abort_with_reset(self.connection.transport)
-
-
-def _abort_with_reset(transport: asyncio.BaseTransport) -> None:
-    sock = transport.get_extra_info("socket")
-    if sock is not None and sock.fileno() >= 0:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    transport.abort()  # type: ignore[attr-defined]
+        checker_clients.reset(self.connection.transport)
 
 
 class ClientGroup(Sequence[Client]):
@@ -153,6 +141,7 @@ class ClientGroup(Sequence[Client]):
         return len(self._clients)
 
     def received(self) -> int:
+        """How many messages the group's clients have received, all together."""
         return sum(c.received for c in self._clients)
 
     def closed_by_server(self) -> list[Client]:

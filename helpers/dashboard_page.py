@@ -4,16 +4,16 @@ The page is self-contained (no CDN, works offline). It builds its WebSocket addr
 location, so the same page works at ``http://127.0.0.1:PORT/dashboard``, behind jupyter-server-proxy
 at ``{base_url}proxy/PORT/dashboard``, and over https (``wss:``) on Binder or a JupyterHub.
 
-Only a browser given this kernel's link (which carries its key) gets the app's WebSockets; the page
-itself holds no data and is served to anyone. On a JupyterHub that runs every user on one host, loopback
-ports are shared, so another user's proxy can reach this kernel's port (measured: docs/instructor_guide.md,
-"One host: measured"). ``add_dashboard`` therefore puts the app's WebSockets behind a per-kernel key:
-every WebSocket needs ``key=`` in its query string, and the page passes on the one in its own link, which
-``dashboard_link`` writes. A WebSocket without it is accepted, told why in one message
-(``{"refused": REFUSED}``), and closed with code 1008 (policy violation) and the same reason. The page
-shows the message: behind jupyter-server-proxy (4.6.0) the close's code and reason do not reach the
-browser (its ``message_cb`` closes the browser's side with ``self.close()``, no code), so a close alone
-would show an unexplained 1005.
+Only a browser given this kernel's link (which carries its key) gets the page and the app's WebSockets.
+On a JupyterHub that runs every user on one host, loopback ports are shared, so another user's proxy can
+reach this kernel's port (measured: docs/instructor_guide.md, "One host: measured"). Two locks answer that.
+Every lab server refuses connections from another Unix user's processes (``helpers.owner_only``, Linux).
+And ``add_dashboard`` puts the app behind a per-kernel key, for systems where the owner cannot be read:
+every request needs ``key=`` in its query string (the page passes on the one in its own link, which
+``dashboard_link`` writes). A page asked for without it gets HTTP 403. A WebSocket without it is accepted,
+told why in one message (``{"refused": REFUSED}``), and closed with code 1008 (policy violation) and the
+same reason: behind jupyter-server-proxy (4.6.0) a close's code and reason do not reach the browser, so the
+message is what a page can show.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from helpers.routes import ASGIApp
-from helpers.server import HOST, LabServer
+from helpers.servers import HOST, LabServer
 
 PAGE = """<!doctype html>
 <html lang="en">
@@ -101,15 +101,22 @@ def _has_key(scope: dict[str, Any]) -> bool:
 
 
 class KernelKeyRequired:
-    """ASGI middleware: WebSocket connections without this kernel's key are refused, with the reason sent
-    as a message and as the close's reason."""
+    """ASGI middleware: HTTP requests and WebSocket connections without this kernel's key are refused. A page
+    gets HTTP 403 with the reason; a WebSocket gets the reason as a message and as the close's reason."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "websocket" or _has_key(scope):
+        if scope["type"] not in ("http", "websocket") or _has_key(scope):
             await self.app(scope, receive, send)
+            return
+        if scope["type"] == "http":
+            body = REFUSED.encode()
+            await send({"type": "http.response.start", "status": 403,
+                        "headers": [(b"content-type", b"text/plain; charset=utf-8"),
+                                    (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
             return
         await receive()  # websocket.connect
         # Accept, then close: a close before accepting becomes an HTTP 403, and the browser sees no reason.
@@ -134,6 +141,7 @@ class DashboardLink:
     """The dashboard's address as this learner's browser reaches it; a notebook shows it as a link."""
 
     url: str
+    """The address to open: through Jupyter's proxy on a hub or Binder, the server's own otherwise."""
     via: str
 
     def _repr_markdown_(self) -> str:

@@ -29,9 +29,9 @@ from helpers.clients import Client, ClientGroup, Leave
 from helpers.errors import LabError
 from helpers.plot import LiveImage, Panel, run_figure
 from helpers.probe import Probe
-from helpers.run import Event, Run
-from helpers.server import LabServer
+from helpers.servers import LabServer
 from helpers.servers.base import InProcessServer
+from helpers.timeline import Event, Timeline
 
 SAMPLE_PERIOD = 0.05
 REDRAW_PERIOD = 0.3
@@ -45,8 +45,9 @@ class Experiment:
     Use it as a ``with`` block: ``connect`` opens real clients, ``leave`` makes them go (``clean``, ``fin``,
     ``rst``, ``silent``, ``slow``) and returns the event it marked, ``wait``/``wait_until`` let time pass
     while the figure updates, ``probe.alive()`` counts the watched handlers now. After the block,
-    ``ex.run`` holds the record (see ``Run``). ``watch`` names the functions to count (a function or a
+    ``ex.run`` holds the record (see ``Timeline``). ``watch`` names the functions to count (a function or a
     dict of them); ``gauges`` adds numbers of your own, read 20 times a second (e.g. a registry's size).
+    ``finding(run)`` gives the last frame its title: the finding, computed from what was measured.
     """
 
     def __init__(
@@ -58,14 +59,19 @@ class Experiment:
         gauges: Mapping[str, Callable[[], float]] | None = None,
         panels: Sequence[Panel] | None = None,
         live: bool = True,
+        finding: Callable[[Timeline], str] | None = None,
     ) -> None:
         if not server.running:
             raise LabError("The server given to the experiment is stopped; start one with serve().")
         self.server = server
         self.probe = Probe(server, watch, gauges)
-        self.run = Run(title=title, watched=list(self.probe.codes), gauges=list(self.probe.gauges))
+        """Counts the watched handlers alive now (``ex.probe.alive()``); the sampler reads it 20 times a second."""
+        self.run = Timeline(title=title, watched=list(self.probe.codes), gauges=list(self.probe.gauges))
+        """The record: every sample, event and server log record so far (see ``Timeline``)."""
         self.live = LiveImage() if live else None
         self.panels = panels
+        self.finding = finding
+        """Computes the figure's title from the finished run (the last frame states the finding)."""
         self._stop = threading.Event()
         self._sampler = threading.Thread(target=self._sample_forever, name="lab-sampler", daemon=True)
         self.sampler_error: BaseException | None = None
@@ -102,7 +108,7 @@ class Experiment:
             self.run.records = list(self.server.log.records)
             if self.sampler_error is None:
                 self.run.samples.append(self.probe.sample(self._t0))
-            self._draw()
+            self._draw(final=True)
         finally:
             lab_clients.close_all()
             if _active is self:
@@ -123,10 +129,12 @@ class Experiment:
             next_at += SAMPLE_PERIOD
             self._stop.wait(max(0.0, next_at - time.monotonic()))
 
-    def _draw(self) -> None:
+    def _draw(self, final: bool = False) -> None:
         started = time.monotonic()
         if self.live is not None:
-            self.live.show(run_figure(self.run.snapshot(), self.panels))
+            run = self.run.snapshot()
+            finding = self.finding(run) if final and self.finding is not None else None
+            self.live.show(run_figure(run, self.panels, finding=finding))
         self._last_draw = time.monotonic()
         self._draw_seconds = self._last_draw - started
 
@@ -134,6 +142,7 @@ class Experiment:
 
     @property
     def now(self) -> float:
+        """Seconds since the experiment started (the time axis of its run)."""
         return time.monotonic() - self._t0
 
     def mark(self, label: str) -> Event:

@@ -1,7 +1,7 @@
 """Counting what is alive on the server: handler coroutines, tasks, connections, file descriptors.
 
 A handler is "alive" while its coroutine is anywhere in a task's await chain. The server
-walks each task's chain (``helpers.awaitchain``) looking for the functions the probe watches,
+walks each task's chain (``ws_leakcheck.awaitchain``) looking for the functions the probe watches,
 so it finds the endpoint however many layers (FastAPI, Starlette, the server) sit above it,
 and it also finds a watched function running in a task of its own. Each server counts where
 its loop is: in the kernel's process for uvicorn, hypercorn and granian, in its subprocess
@@ -17,9 +17,9 @@ from typing import Any
 
 import psutil
 
-from helpers.awaitchain import code_of
 from helpers.sample import Sample
 from helpers.servers.base import LabServer
+from ws_leakcheck.awaitchain import code_of
 
 __all__ = ["Probe", "Sample"]
 

@@ -1,14 +1,19 @@
-"""Finding the app and its WebSocket routes, with a readable error when they are not there."""
+"""Finding the app and its WebSocket routes, with a readable error when they are not there.
+
+The loading and the route matching are the checker's own (``ws_leakcheck.importer`` and the agent's
+``resolve``, both standard library only): the lab and the checker agree on what an app path and a
+WebSocket route are. Their ``UsageError`` becomes the lab's ``LabError`` here.
+"""
 
 from __future__ import annotations
 
-import importlib
 from types import CodeType
 
 from starlette.types import ASGIApp as ASGIApp  # re-exported: the type the helpers' signatures use
 
 from helpers.errors import LabError
-from helpers.leakcheck import agent
+from ws_leakcheck import agent, importer
+from ws_leakcheck.errors import UsageError
 
 
 def load_app(app: ASGIApp | str) -> ASGIApp:
@@ -17,18 +22,11 @@ def load_app(app: ASGIApp | str) -> ASGIApp:
         if not callable(app):
             raise LabError(f"Expected an ASGI app or a 'module:attribute' string, got {type(app).__name__}.")
         return app
-    module_name, _, attribute = app.partition(":")
-    if not module_name or not attribute:
-        raise LabError(f"App path {app!r} should look like 'package.module:app'.")
     try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as error:
-        raise LabError(f"Cannot import module {module_name!r} for app path {app!r}: {error}.") from None
-    try:
-        found = getattr(module, attribute)
-    except AttributeError:
-        raise LabError(f"Module {module_name!r} has no attribute {attribute!r} (app path {app!r}).") from None
-    return load_app(found)
+        loaded: ASGIApp = importer.load(app)[0]
+    except UsageError as error:
+        raise LabError(str(error)) from None
+    return loaded
 
 
 def websocket_paths(app: ASGIApp) -> list[str]:
@@ -40,7 +38,7 @@ def endpoint_codes(app: ASGIApp, path: str) -> tuple[CodeType, ...]:
     """The code objects of the handler serving ``path`` (what the probe and the leak checker watch)."""
     try:
         return agent.resolve(app, path).codes
-    except agent.UsageError as error:
+    except UsageError as error:
         raise LabError(str(error)) from None
 
 
@@ -52,5 +50,5 @@ def check_websocket_path(app: ASGIApp, path: str) -> None:
     """
     try:
         agent.resolve(app, path)
-    except agent.UsageError as error:
+    except UsageError as error:
         raise LabError(str(error)) from None

@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from helpers.errors import LabError
+from helpers.errors import TimeMachineUnavailable as TimeMachineUnavailable  # notebook 02 catches it here
 
 PROBE_SCRIPT = Path(__file__).with_name("stack_probe.py")
 RECORDED = Path(__file__).with_name("timemachine_recorded.json")
@@ -49,10 +50,7 @@ STACKS: dict[str, tuple[str, ...]] = {
         "fastapi==0.104.1", "starlette==0.27.0", "uvicorn==0.24.0", "websockets==12.0", "wsproto==1.2.0",
     ),
 }
-
-
-class TimeMachineUnavailable(RuntimeError):
-    """A historical stack could not be installed (typically: the package index is out of reach)."""
+"""The historical stacks notebook 02 compares, by label: the pins each is installed with, in a cached venv."""
 
 
 @dataclass(frozen=True)
@@ -180,9 +178,12 @@ class Recorded:
     """Results of a real run of the time machine, kept with the lab for rooms with no package index."""
 
     date: str
+    """The day of the run (ISO format)."""
     python: str
+    """The Python version the stacks ran on."""
     platform: str
     reports: list[StackReport]
+    """What each stack did in each case, in ``STACKS``' order."""
 
     @property
     def versions(self) -> dict[str, dict[str, str]]:

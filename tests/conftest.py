@@ -1,22 +1,23 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import gc
 import os
 import shutil
 import tempfile
 import threading
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Generator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from helpers import browser, clients, loopthread
-from helpers.server import stop_current
-from helpers.waiting import wait_until
-from tests.executed import FOLDER_VARIABLE
+from helpers import clients, loopthread
+from helpers.servers import stop_current
+from tests.support import fast, other_pythons
+from tests.support.browser_session import lab_session
+from tests.support.executed import FOLDER_VARIABLE
 
 
 class TaskWatch:
@@ -31,6 +32,7 @@ class TaskWatch:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+        self._created = 0
         self._reports: list[dict[str, Any]] = []
 
     def install(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -41,6 +43,7 @@ class TaskWatch:
         task = asyncio.Task(coro, loop=loop, **kwargs)
         with self._lock:
             self._tasks.add(task)
+            self._created += 1
         return task
 
     def _exception_handler(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
@@ -52,13 +55,16 @@ class TaskWatch:
         """Forget earlier tests' tasks and reports."""
         with self._lock:
             self._tasks = weakref.WeakSet()
+            self._created = 0
             self._reports.clear()
 
     def leftovers(self) -> list[str]:
         """Name, and settle, what outlived the test: pending tasks are cancelled, exceptions retrieved."""
         with self._lock:
             self._reports.clear()  # reports during the test are the test's business (the leak checker counts them)
-        gc.collect()  # unreachable tasks report their unretrieved exceptions now, to the handler above
+            created = self._created
+        if created:  # a full collection costs ~0.1 s a test: only a test that started tasks can have left one
+            gc.collect()  # unreachable tasks report their unretrieved exceptions now, to the handler above
         with self._lock:
             tasks, reports = list(self._tasks), list(self._reports)
         found = [f"the loop reported: {_describe_report(report)}" for report in reports]
@@ -93,16 +99,19 @@ EXECUTED_FOLDER = pytest.StashKey[str]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """The run's main process makes the folder of executed notebooks (tests/executed.py); its test workers
+    """The run's main process makes the folder of executed notebooks (tests/support/executed.py); its test workers
     inherit it through the environment."""
     if os.environ.get(FOLDER_VARIABLE) is None:
         folder = tempfile.mkdtemp(prefix="ws-lab-executed-")
         os.environ[FOLDER_VARIABLE] = config.stash[EXECUTED_FOLDER] = folder
+        if other_pythons.selected(config):  # the notebooks on the other Pythons, in the background meanwhile
+            other_pythons.start(Path(folder) / other_pythons.SUBFOLDER)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     folder = config.stash.get(EXECUTED_FOLDER, None)
     if folder is not None:
+        other_pythons.stop(Path(folder) / other_pythons.SUBFOLDER)
         shutil.rmtree(folder, ignore_errors=True)
         del os.environ[FOLDER_VARIABLE]
 
@@ -112,6 +121,20 @@ def watch_lab_loops() -> Iterator[TaskWatch]:
     loopthread.NEW_LOOP_HOOKS.append(TASK_WATCH.install)
     yield TASK_WATCH
     loopthread.NEW_LOOP_HOOKS.remove(TASK_WATCH.install)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, object]:
+    """A test marked ``fast`` fails if it, or a fixture it sets up, starts a process or a server
+    (tests/support/fast.py)."""
+    with fast.guarded(item):
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+    with fast.guarded(item):
+        return (yield)
 
 
 @pytest.fixture(autouse=True)
@@ -127,30 +150,8 @@ def release_lab_resources(watch_lab_loops: TaskWatch) -> Iterator[None]:
                     pytrace=False)
 
 
-def eventually(condition: Callable[[], bool], timeout: float = 3.0) -> bool:
-    return wait_until(condition, timeout, interval=0.01) is not None
-
-
-@functools.cache
-def lab_session():  # type: ignore[no-untyped-def]
-    """The test session's JupyterLab in Chromium, started on first use."""
-    from tests.jupyterlab_session import JupyterLabSession
-
-    return JupyterLabSession()
-
-
 @pytest.fixture(scope="session", autouse=True)
 def close_lab_session() -> Iterator[None]:
     yield
     if lab_session.cache_info().currsize:
         lab_session().close()
-
-
-def require_browser() -> None:
-    """Skip without a browser, except in CI, where its absence is a failure."""
-    reason = browser.unavailable_reason()
-    if reason is None:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"CI must run the browser tests, but {reason}.")
-    pytest.skip(f"No browser tests here: {reason}.")

@@ -13,7 +13,7 @@ author = "The ws-leak-lab authors"
 copyright = f"2026, {author}. Code: MIT license (LICENSE); lessons' text and figures: CC BY 4.0 (LICENSE-CONTENT)"
 root_doc = "index"
 extensions = ["myst_nb"]
-include_patterns = ["index.md", "docs/instructor_guide.md", "notebooks/*.ipynb"]
+include_patterns = ["index.md", "docs/instructor_guide.md", "docs/ws-leakcheck.md", "notebooks/*.ipynb"]
 
 # Executed afresh by default; python3 -m helpers book --executed DIR (and the tests) pass "off".
 nb_execution_mode = "force"
@@ -37,9 +37,10 @@ html_last_updated_fmt = None
 
 
 def _table_of_contents(app, docname: str, source: list[str]) -> None:  # type: ignore[no-untyped-def]
-    """Give the landing page a hidden toctree: the notebooks in the README's order, then the guide."""
+    """Give the landing page a hidden toctree: the notebooks in the README's order, the guide, the tool's page."""
     if docname == root_doc:
-        entries = [f"notebooks/{name}" for name in book.notebook_order(source[0])] + ["docs/instructor_guide"]
+        entries = [f"notebooks/{name}" for name in book.notebook_order(source[0])]
+        entries += ["docs/instructor_guide", "docs/ws-leakcheck"]
         source[0] += "\n\n```{toctree}\n:hidden:\n:maxdepth: 1\n\n" + "\n".join(entries) + "\n```\n"
 
 

@@ -54,9 +54,10 @@ connected: set[WebSocket] = set()
 async def chat(websocket: WebSocket):
     await websocket.accept()
     connected.add(websocket)
+    async def tell_everyone(text: str) -> None:
+        await broadcast(connected, text)
     try:
-        async for text in websocket.iter_text():
-            await broadcast(connected, text)
+        await run_with_receiver(websocket, on_message=tell_everyone)
     finally:
         connected.discard(websocket)
 
@@ -66,10 +67,11 @@ members: set[WebSocket] = set()
 async def room(websocket: WebSocket, client_id: int):
     await websocket.accept()
     members.add(websocket)
+    async def say(data: str) -> None:
+        await websocket.send_text(f"You wrote: {data}")
+        await broadcast(members, f"Client #{client_id} says: {data}")
     try:
-        async for data in websocket.iter_text():
-            await websocket.send_text(f"You wrote: {data}")
-            await broadcast(members, f"Client #{client_id} says: {data}")
+        await run_with_receiver(websocket, on_message=say)
     finally:
         members.discard(websocket)
         await broadcast(members, f"Client #{client_id} left the chat")

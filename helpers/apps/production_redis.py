@@ -4,41 +4,16 @@ Each per-connection version uses its own channel and its own Redis client name (
 worker's pid), so that one worker can serve all three and Redis itself (``PUBSUB NUMSUB``,
 ``CLIENT LIST``) tells the versions and the workers apart. The fourth version subscribes through
 broadcaster, which holds one Redis connection per process (unnamed) and one in-process
-queue per subscription; ``GET /broadcaster/queues`` says how many queues the process holds. The
-workers find the lab's Redis in ``LAB_REDIS_URL`` (``helpers.stack.start(..., redis=True)`` sets it).
+queue per subscription; ``GET /broadcaster/queues`` says how many queues the process holds. The Redis
+clients and broadcaster's connection are ``helpers.apps.redis_feed``'s.
 """
 
-import os
-from contextlib import asynccontextmanager
-
-from broadcaster import Broadcast
 from fastapi import FastAPI, Request, WebSocket
-from redis.asyncio import Redis
 
+from helpers.apps.redis_feed import CHANNELS, lifespan, redis_client
 from helpers.pattern import run_with_receiver
 
-
-@asynccontextmanager
-async def lifespan(app: FastAPI):
-    """broadcaster's Redis connection, one per process, connected at start-up (no name in CLIENT LIST)."""
-    app.state.broadcast = Broadcast(os.environ["LAB_REDIS_URL"])
-    await app.state.broadcast.connect()
-    yield
-    await app.state.broadcast.disconnect()
-
-
-CHANNELS = {"finally": "prices-finally", "bare": "prices-bare", "pattern": "prices-pattern",
-            "broadcaster": "prices-broadcaster"}
 app = FastAPI(lifespan=lifespan)
-_clients: dict[str, Redis] = {}
-
-
-def redis_client(version: str) -> Redis:
-    """One client per version and process, named after both (visible in CLIENT LIST)."""
-    if version not in _clients:
-        name = f"{version}-{os.getpid()}"
-        _clients[version] = Redis.from_url(os.environ["LAB_REDIS_URL"], decode_responses=True, client_name=name)
-    return _clients[version]
 
 
 # Forwards with no receive running; unsubscribes and closes in `finally`.

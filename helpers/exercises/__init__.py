@@ -6,7 +6,7 @@ A check has two parts, both with real clients against a real uvicorn server on 1
    colleague asks who is online, ...) and the check compares what they received with what the
    story promises. An endpoint that accepts and returns, closes at once or sends nothing fails
    here, however little it leaks.
-2. **The leaks.** The leak checker (``helpers.leakcheck.check``) makes clients leave in the way
+2. **The leaks.** The leak checker (``ws_leakcheck.check``) makes clients leave in the way
    the exercise's story needs (``jobs.LEAK_RUNS``: a reset, or going silent), and the sizes of the
    registries the exercise names are compared before and after (``feedback.registry_growth``).
 
@@ -25,8 +25,8 @@ from typing import Any
 from helpers.errors import LabError
 from helpers.exercises.feedback import Feedback, compose, leak_problems, registry_growth, unchanged
 from helpers.exercises.jobs import EXERCISES, Problem, run_job
-from helpers.leakcheck import Report, check
 from helpers.routes import ASGIApp, endpoint_codes
+from ws_leakcheck import Report, check
 
 __all__ = ["EXERCISES", "RESULTS", "Feedback", "Problem", "check_exercise"]
 
@@ -39,12 +39,14 @@ _LAST: dict[str, tuple[str, list[str]]] = {}
 """Per exercise: the last message and the cell source it was about (to say when a verdict did not change)."""
 
 
-def _leak_reports(app: ASGIApp, path: str, runs: tuple[tuple[str, ...], ...]) -> list[Report]:
+def _leak_reports(app: ASGIApp, path: str, runs: tuple[tuple[str, ...], ...], settle: float) -> list[Report]:
     reports = []
     for ways in runs:
-        # The feedback reads handlers, tasks, exceptions and registries; a leaky exercise's server need not be
-        # given the checker's full 3 s to exit (it is forced after the limit).
-        reports.append(check(app, path, clients=CHECK_CLIENTS, ways=ways, shutdown_limit=1.0))
+        # The feedback reads handlers, tasks, exceptions and registries (the exercise's own, before and after),
+        # not the checker's two extra rounds of retained state, so they are not run; a leaky exercise's server
+        # need not be given the checker's full 3 s to exit (it is forced after the limit).
+        reports.append(check(app, path, clients=CHECK_CLIENTS, ways=ways, settle=settle, rounds=False,
+                             shutdown_limit=1.0))
         if reports[-1].verdict != "clean":
             break
     return reports
@@ -83,7 +85,7 @@ def check_exercise(
         problems, done = run_job(name, app, path, publish)
         refused = any(p.kind == "refused" for p in problems)
         runs = EXERCISES[name].leak_runs
-        reports = [] if refused else _leak_reports(app, path, runs[:1] if problems else runs)
+        reports = [] if refused else _leak_reports(app, path, runs[:1] if problems else runs, EXERCISES[name].settle)
     leaks = leak_problems(reports) + registry_growth(sizes_before, registries)
     ways = " or ".join({"rst": "by a reset", "silent": "by going silent", "clean": "cleanly", "fin": "by a FIN"}[way]
                        for run in EXERCISES[name].leak_runs for way in run)

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sized
 from dataclasses import dataclass
 
 from helpers.exercises.jobs import Problem, count
-from helpers.leakcheck import Report
+from ws_leakcheck import Report
 
 
 @dataclass(frozen=True)
@@ -67,9 +67,10 @@ def leak_problems(reports: list[Report]) -> list[Problem]:
     return problems
 
 
-# STOPGAP until the leak checker measures retained state of any kind per departed session (helpers.leakcheck
-# is being rewritten to do so): the sizes of the module-level containers the exercise declares, before and after
-# every session of the check has ended and its server has stopped. Swap for the checker's evidence when it lands.
+# The registries the exercise declares, measured directly: their sizes before and after every session of the
+# check has ended and its server has stopped. ws-leakcheck measures state retained per departed session too, but
+# only in its two extra rounds of sessions, which the exercise checks skip to stay short (``rounds=False`` in
+# helpers.exercises); one check's sessions are enough for a registry the exercise names.
 def registry_growth(before: Mapping[str, int], registries: Mapping[str, Sized]) -> list[Problem]:
     return [
         Problem("registry", f"{name} holds {count(len(registry) - before[name], 'entry')} more than before the check, "
@@ -112,7 +113,7 @@ HINTS: dict[str, str] = {
                 "Unregister in `finally`.",
     "noisy": "Your handler ends by an exception nobody handles when the client leaves. A second send after a failed "
              "one raises Starlette's `WebSocketDisconnected`, which `except WebSocketDisconnect` does not catch "
-             "(notebook 04, 'The article's fix, mechanism by mechanism'). Stop sending once the client is gone: "
+             "(notebook 03, 'Catching the disconnect and carrying on'). Stop sending once the client is gone: "
              "`run_with_receiver` does, and treats the departure as the normal end.",
     "noisy-other": "A departure ends your handler with an exception that nothing handles (its name is above). Let the "
                    "departure be the normal end: `run_with_receiver` ends the senders when the client leaves, and "
@@ -162,8 +163,8 @@ def compose(problems: list[Problem], done: list[str], ways: str, leaked: bool) -
                 + (", and something outlived its clients." if leaked else "."))
     elif noisy_only:
         verdict = "noisy"
-        head = ("Almost: the endpoint does its job and nothing outlives its clients, but a departure ends in an "
-                "unhandled exception.")
+        head = ("Almost: the endpoint does its job and nothing was left once the check's wait was over, but each "
+                "departure ended in an unhandled exception.")
     else:
         verdict = "leak"
         head = "Not yet: the endpoint does its job, but something outlived its clients."

@@ -26,7 +26,7 @@ from helpers import clients as lab_clients
 from helpers.clients import Client
 from helpers.errors import LabError
 from helpers.routes import ASGIApp
-from helpers.server import LabServer, serve
+from helpers.servers import LabServer, serve
 from helpers.servers.uvicorn import UvicornServer
 from helpers.waiting import wait_until
 
@@ -36,7 +36,7 @@ LEAK_RUNS: tuple[tuple[str, ...], ...] = (("rst",),)
 """The leak checker's ways of leaving, in runs; the check stops after the first run that leaves something.
 One way per exercise: RST (no close frame, the case a handler can only learn of by receiving), or ``silent``
 where the story has silent clients. Each way costs the checker about a second (two on a loaded machine), and
-a notebook runs six checks; ``python -m helpers.leakcheck`` tries all four ways."""
+a notebook runs six checks; ``ws-leakcheck`` tries all four ways."""
 
 # Exercise 6 serves with short keepalive pings, as the leak checker does, so that a ping round fits in the check.
 PING_INTERVAL = 0.5
@@ -50,6 +50,15 @@ SCREENSHOTS = 16
 SCREENSHOT_BATCH = 8
 SLOW_MEMBER_SNDBUF = 16 * 1024  # with it, a member who reads nothing stops absorbing after about 5 screenshots
 STALL_WAIT = 2.0           # no progress for this long is a stall (the pattern's broadcast waits 0.5 s at most)
+
+# Exercise 4: the story's loop retries a failed send after 1 s. The leak checker waits at least this long after the
+# clients left (its ``settle``), twice that retry: a wrong fix that retries once and then fails (catching only
+# ``WebSocketDisconnect``, the next send raising Starlette's ``WebSocketDisconnected``) is seen ending, with its
+# traceback, instead of being caught mid-retry and called a handler still running, as a loaded CPU decided either way.
+SENSOR_RETRY = 1.0
+SENSOR_SETTLE = 2 * SENSOR_RETRY
+LEAK_SETTLE = 0.3
+"""The leak checker's own shortest wait after the clients left, for the other exercises."""
 
 
 @dataclass(frozen=True)
@@ -111,7 +120,7 @@ class _Listener:
 
 def _listen(client: Client) -> _Listener:
     """Keep the texts a lab client receives. Swaps its reader for one that records (cancelling ``recv`` is safe
-    in websockets; nothing is lost). To be replaced by the clients' own record once helpers.clients keeps texts."""
+    in websockets; nothing is lost): ``helpers.clients`` counts what a client receives but keeps no texts."""
     listener = _Listener(client)
     assert client.reader is not None
     loop = client.reader.get_loop()
@@ -293,7 +302,7 @@ def _job_classroom(job: Job) -> list[Problem]:
     reader, sharer = _open(job.server, job.path, 2, "member")
     (asleep,) = (listener.client for listener in _open(job.server, job.path, 1, "member"))
     _shrink_send_buffer(job.server, asleep)
-    lab_clients.leave(asleep, "silent")  # connected, reads nothing any more: a phone asleep, a train in a tunnel
+    lab_clients.leave(asleep, "silent")  # connected, reads nothing any more (its TCP stack still acknowledges)
     screenshots = [_noise(i) for i in range(4)]
     sent = 0
     while sent < SCREENSHOTS:
@@ -378,13 +387,15 @@ class _Exercise:
     pings: tuple[float, float] | None = None
     """Keepalive pings for the job's server (interval, timeout); uvicorn's defaults (20 s, 20 s) if None."""
     leak_runs: tuple[tuple[str, ...], ...] = LEAK_RUNS
+    settle: float = LEAK_SETTLE
+    """Seconds the leak checker waits at least, after the clients left, before counting what is left."""
 
 
 EXERCISES: dict[str, _Exercise] = {
     "scores": _Exercise(_job_scores),
     "presence": _Exercise(_job_presence),
     "typing": _Exercise(_job_typing),
-    "sensor": _Exercise(_job_sensor),
+    "sensor": _Exercise(_job_sensor, settle=SENSOR_SETTLE),
     "classroom": _Exercise(_job_classroom),
     "logs": _Exercise(_job_logs, pings=(PING_INTERVAL, PING_TIMEOUT), leak_runs=(("silent",),)),
 }

@@ -8,7 +8,7 @@ notebook never leaves a server, a thread, a subprocess or a port behind.
 from __future__ import annotations
 
 import importlib.util
-from typing import Literal
+from typing import Literal, get_args
 
 from helpers.errors import LabError
 from helpers.routes import ASGIApp, load_app
@@ -21,8 +21,9 @@ __all__ = [
 ]
 
 ServerName = Literal["uvicorn", "hypercorn", "granian", "daphne"]
-SERVERS: dict[str, str] = {"uvicorn": "uvicorn", "hypercorn": "hypercorn", "granian": "granian", "daphne": "daphne"}
-"""Each server the lab runs, and the package it needs."""
+SERVERS: tuple[ServerName, ...] = get_args(ServerName)
+"""The servers the lab runs, each the name of the package it needs (the checker's own list,
+``ws_leakcheck.servers.SERVERS``, is the same: tests/servers/test_servers.py checks it)."""
 
 _current: LabServer | None = None
 
@@ -30,8 +31,8 @@ _current: LabServer | None = None
 def _check_server(server: str) -> None:
     if server not in SERVERS:
         raise LabError(f"Unknown server {server!r}; choose one of {', '.join(SERVERS)}.")
-    if importlib.util.find_spec(SERVERS[server]) is None:
-        raise LabError(f"The {server!r} server needs the {SERVERS[server]!r} package, which is not installed.")
+    if importlib.util.find_spec(server) is None:
+        raise LabError(f"The {server!r} server needs the {server!r} package, which is not installed.")
 
 
 def serve(

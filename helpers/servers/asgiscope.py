@@ -34,24 +34,3 @@ class ScopeReporter:
             return
         await self.app(scope, receive, send)
 
-
-class WithoutLifespan:
-    """Answers the lifespan protocol itself, so the app's own start-up and shut-down never run.
-
-    For a server that always runs the lifespan (hypercorn) when the lab is asked not to.
-    """
-
-    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "lifespan":
-            await self.app(scope, receive, send)
-            return
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return

@@ -25,12 +25,15 @@ from typing import Any, ClassVar, TypeVar
 import psutil
 import websockets.sync.client as sync_client
 
-from helpers import awaitchain
 from helpers.errors import LabError
 from helpers.loopthread import LoopThread
+from helpers.owner_only import OwnerOnly
 from helpers.routes import ASGIApp, check_websocket_path
 from helpers.serverlog import ServerLog
 from helpers.servers.asgiscope import SCOPE_PATH, ScopeReporter
+from ws_leakcheck import awaitchain
+from ws_leakcheck.errors import UsageError
+from ws_leakcheck.servers import RUNNERS, ServerRunner
 
 T = TypeVar("T")
 HOST = "127.0.0.1"
@@ -130,9 +133,13 @@ class LabServer(abc.ABC):
 
     app: ASGIApp
     port: int
+    """The port it listens on, on 127.0.0.1 (chosen by the system unless ``serve(port=...)`` named one)."""
     log: ServerLog
+    """The server's log records, kept instead of printed: ``log.errors()``, ``log.exception_types()``."""
     ping_interval: float | None
+    """Seconds between the server's WebSocket pings; None when it sends none."""
     ping_timeout: float | None
+    """Seconds the server waits for a pong before closing the connection; None when it waits forever."""
     shutdown_timeout: float
     stop_report: StopReport | None = None
     _spec: Mapping[str, Any] | None = None
@@ -167,26 +174,33 @@ class LabServer(abc.ABC):
 
     @property
     @abc.abstractmethod
-    def running(self) -> bool: ...
+    def running(self) -> bool:
+        """Whether the server still serves: False once it is stopped or its thread or process has ended."""
 
     @abc.abstractmethod
-    def connections(self) -> int: ...
+    def connections(self) -> int:
+        """Connections the server holds open right now, as it counts them (HTTP ones included)."""
 
     @abc.abstractmethod
-    def tasks(self) -> set[Any]: ...
+    def tasks(self) -> set[Any]:
+        """The tasks on the server's event loop now."""
 
     @abc.abstractmethod
-    def extra_tasks(self) -> int: ...
+    def extra_tasks(self) -> int:
+        """Tasks on the server's loop beyond those it had when idle: handlers and what they started."""
 
     @abc.abstractmethod
     def count_alive(self, watch: Mapping[str, Callable[..., Any]]) -> dict[str, int]:
         """Live coroutines of each watched function, found on the server's tasks' await chains."""
 
     @abc.abstractmethod
-    def cpu_seconds(self) -> float: ...
+    def cpu_seconds(self) -> float:
+        """CPU time the server has used so far, in seconds (its thread's, or its subprocess's for daphne)."""
 
     @abc.abstractmethod
-    def stop(self, *, force: bool = False) -> StopReport: ...
+    def stop(self, *, force: bool = False) -> StopReport:
+        """Stop within a bounded time: wait ``shutdown_timeout`` for the handlers, cancel what is left, free the
+        port. ``force`` skips the graceful wait. The report says what had to be cancelled."""
 
     def listening_addresses(self) -> list[tuple[str, int]]:
         """The addresses this server's process listens on for this server's port."""
@@ -213,7 +227,8 @@ class InProcessServer(LabServer):
     Not the kernel's loop: a cell that blocks (``time.sleep``, a long computation, a synchronous
     experiment drawing plots) would otherwise stall every connection, and a KeyboardInterrupt
     would land inside the server. The app's handlers run on that loop, where the probe walks
-    their tasks. Subclasses say how to start, signal and count their server.
+    their tasks. The server is built, started and stopped by its runner (``ws_leakcheck.servers.RUNNERS``, the
+    checker's adapters); subclasses add the settings they refuse and say how to count their server.
     """
 
     def __init__(
@@ -235,7 +250,7 @@ class InProcessServer(LabServer):
         self._sock = bind(port, listen=self.listen_before_start)
         self.port = self._sock.getsockname()[1]
         try:
-            self._configure(ScopeReporter(app))
+            self._configure(OwnerOnly(ScopeReporter(app)))
         except BaseException:  # e.g. a LabError for settings this server cannot honour: the socket is not left open
             self._sock.close()
             raise
@@ -259,26 +274,35 @@ class InProcessServer(LabServer):
 
     loggers: ClassVar[tuple[str, ...]] = ("asyncio",)
     listen_before_start: ClassVar[bool] = True
+    runner: ServerRunner
     connection_coroutine: ClassVar[tuple[str, str]]
     """(a fragment of its file's path, its name): the outermost coroutine of the server's task per connection."""
 
     def log_thread_filter(self, thread_id: int) -> int | None:
         return thread_id
 
-    @abc.abstractmethod
-    def _configure(self, app: ASGIApp) -> None:
-        """Build the server's configuration for ``app`` (already wrapped) on ``self._sock``."""
+    def _options(self) -> dict[str, Any]:
+        """The settings of this server's runner (``ws_leakcheck.servers``)."""
+        return {"ping_interval": self.ping_interval, "ping_timeout": self.ping_timeout,
+                "shutdown_timeout": self.shutdown_timeout, "lifespan": self.lifespan}
 
-    @abc.abstractmethod
+    def _configure(self, app: ASGIApp) -> None:
+        """Build the server for ``app`` (already wrapped) on ``self._sock``: its runner, the checker's adapter."""
+        try:
+            self.runner = RUNNERS[self.name](app, self._sock, self._options())
+        except UsageError as error:
+            raise LabError(str(error)) from None
+
     def _serve(self, sock: socket.socket) -> Coroutine[Any, Any, None]:
         """The coroutine that runs the server until it is told to stop."""
+        return self.runner.serve()
 
-    @abc.abstractmethod
-    def _started(self) -> bool: ...
+    def _started(self) -> bool:
+        return self.runner.started()
 
-    @abc.abstractmethod
     def _request_shutdown(self, force: bool) -> None:
         """Ask the server to stop (from the calling thread): gracefully, or at once with ``force``."""
+        self.runner.stop(force)
 
     def _escalate(self) -> None:
         """The graceful stop did not end in time: hurry the server up if it has a way to."""

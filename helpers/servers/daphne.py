@@ -29,11 +29,11 @@ from typing import IO, Any, ClassVar
 
 import psutil
 
-from helpers import awaitchain
 from helpers.errors import LabError
 from helpers.routes import ASGIApp
 from helpers.serverlog import ServerLog, stand_in
 from helpers.servers.base import LabServer, RemoteTask, StopReport, bind, seconds_or_default
+from ws_leakcheck import awaitchain
 
 ANSWER_TIMEOUT = 5.0
 START_TIMEOUT = 30.0

@@ -2,7 +2,8 @@
 
 Run by ``helpers.servers.daphne`` as ``python -m helpers.servers.daphne_agent`` in a
 subprocess (daphne runs on Twisted's reactor, which wants a process of its own). It serves
-the app on the listening socket the kernel bound and passed down (``--fd``), and reads one
+the app with the checker's ``DaphneRunner`` (``ws_leakcheck.servers``) on the listening socket
+the kernel bound and passed down (``--fd``), and reads one
 JSON request per line on stdin, answering one JSON line each on stdout:
 
 - ``{"id": 1, "op": "count", "watch": {"name": ["module", "qualname"]}}`` -> live coroutines
@@ -21,18 +22,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import json
 import logging
 import os
+import socket
 import sys
 import threading
 import traceback
 from types import CodeType
 from typing import Any
 
-from helpers import awaitchain
+from helpers.owner_only import OwnerOnly
 from helpers.servers.asgiscope import ScopeReporter
+from ws_leakcheck import awaitchain, importer
+from ws_leakcheck.servers import DaphneRunner
 
 EXIT_GRACE = 5.0
 _out = threading.Lock()
@@ -55,14 +58,6 @@ class ToKernel(logging.Handler):
             "exc_type": type(error).__name__ if error is not None else None,
             "exc_text": "".join(traceback.format_exception(error)) if error is not None else None,
         }})
-
-
-def load(path: str) -> Any:
-    module, _, attribute = path.partition(":")
-    target: Any = importlib.import_module(module)
-    for part in attribute.split("."):
-        target = getattr(target, part)
-    return target
 
 
 class Agent:
@@ -146,20 +141,21 @@ def main() -> None:
     root.addHandler(ToKernel(level=logging.WARNING))
     root.setLevel(logging.WARNING)
 
-    import daphne.server  # installs Twisted's asyncio reactor before anything imports another one
+    app = OwnerOnly(ScopeReporter(importer.load(args.app)[0]))
+    listening = socket.socket(fileno=args.fd)  # kept open while daphne serves on it
+    runner = DaphneRunner(app, listening, {  # imports daphne.server, which installs Twisted's asyncio reactor
+        "ping_interval": args.ping_interval, "ping_timeout": args.ping_timeout,
+        "application_close_timeout": args.application_close_timeout, "lifespan": False,
+    })
+    import daphne
     from twisted.internet import reactor
 
-    app = ScopeReporter(load(args.app))
-    server = daphne.server.Server(
-        app,
-        endpoints=[f"fd:fileno={args.fd}"],
-        signal_handlers=False,
-        ping_interval=args.ping_interval,
-        ping_timeout=args.ping_timeout,
-        application_close_timeout=args.application_close_timeout,
-        verbosity=0,
-        ready_callable=lambda: reactor.callLater(0, announce),  # type: ignore[arg-type]  # zope interface methods have no self
-    )
+    server = runner.server
+
+    def ready() -> None:
+        reactor.callLater(0, announce)  # type: ignore[arg-type]  # zope interface methods have no self
+
+    runner.on_ready = ready
 
     def announce() -> None:
         loop = asyncio.get_event_loop()

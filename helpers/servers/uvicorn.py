@@ -5,16 +5,12 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
-import socket
-import warnings
-from collections.abc import Coroutine
 from typing import Any, ClassVar, Literal
-
-import uvicorn
 
 from helpers.errors import LabError
 from helpers.routes import ASGIApp
 from helpers.servers.base import InProcessServer
+from ws_leakcheck.servers import UvicornRunner
 
 CANCELLED_MESSAGE = "Cancel %s running task(s), timeout graceful shutdown exceeded"  # uvicorn's own count
 Backend = Literal["websockets-sansio", "wsproto", "websockets"]
@@ -29,7 +25,7 @@ def check_backend(ws: str) -> None:
 
 
 class UvicornServer(InProcessServer):
-    """uvicorn (``uvicorn.Server.serve``) on the lab's server thread.
+    """uvicorn (``uvicorn.Server.serve``, run by the checker's ``UvicornRunner``) on the lab's server thread.
 
     Pings: ``ws_ping_interval``/``ws_ping_timeout`` (uvicorn's defaults: 20 s and 20 s; None: no pings).
     uvicorn declares ASGI spec 2.4 and raises on a send to a closed connection.
@@ -46,39 +42,19 @@ class UvicornServer(InProcessServer):
         self.ws = ws
         super().__init__(app, **settings)
 
+    def _options(self) -> dict[str, Any]:
+        # proxy_headers False: the client in the scope is the TCP peer, as helpers.owner_only needs, not what an
+        # X-Forwarded-For header says (uvicorn trusts it from 127.0.0.1, where configurable-http-proxy adds it).
+        return {**super()._options(), "ws": self.ws, "proxy_headers": False}
+
     def _configure(self, app: ASGIApp) -> None:
-        self.config = uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=self.port,
-            ws=self.ws,
-            ws_ping_interval=self.ping_interval,
-            ws_ping_timeout=self.ping_timeout,
-            log_config=None,
-            lifespan="on" if self.lifespan else "off",
-            timeout_graceful_shutdown=self.shutdown_timeout,  # type: ignore[arg-type]  # annotated int; awaited as a float
-        )
-        self.uvicorn = uvicorn.Server(self.config)
-        with warnings.catch_warnings():
-            # The deprecated `websockets` backend is compared on purpose; the notebooks say it is deprecated.
-            warnings.filterwarnings("ignore", message="The `websockets` implementation is deprecated")
-            self.config.load()
-
-    def _serve(self, sock: socket.socket) -> Coroutine[Any, Any, None]:
-        return self._run(sock)
-
-    async def _run(self, sock: socket.socket) -> None:
-        await self.uvicorn.serve(sockets=[sock])
-
-    def _started(self) -> bool:
-        return self.uvicorn.started
-
-    def _request_shutdown(self, force: bool) -> None:
-        self.uvicorn.force_exit = force
-        self.uvicorn.should_exit = True
+        super()._configure(app)
+        assert isinstance(self.runner, UvicornRunner)
+        self.config = self.runner.config
+        self.uvicorn = self.runner.server
 
     def _escalate(self) -> None:
-        self.uvicorn.force_exit = True
+        self.runner.stop(force=True)
 
     def _cancelled_handlers(self, at_stop: set[asyncio.Task[Any]]) -> int:
         """uvicorn's own count of the tasks it cancelled, plus those still running (the lab cancels them)."""

@@ -23,16 +23,21 @@ import subprocess
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
+from typing import Literal, get_args
 
 from helpers.errors import LabError
 from helpers.stack.processes import HOST, Child, OwnedProcess, free_port, temp_dir, wait_for
 
+Route = Literal["direct", "nginx"]
+ROUTES: tuple[Route, ...] = get_args(Route)
+"""How the production lessons' clients reach a worker: directly on its port, or through nginx."""
 BIND_ATTEMPTS = 5
 START_TIMEOUT = 10.0
 READY_PATH = "/__lab_nginx_ready"
 SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin", "/sbin"])
 INSTALL_HINT = ("nginx is not installed here; install Debian's with `sudo apt-get install nginx` "
                 "(Binder: list `nginx` in binder/apt.txt).")
+"""What a notebook prints instead of measuring when nginx is missing: one sentence naming the fix."""
 
 
 def nginx_binary() -> Path:
@@ -43,6 +48,7 @@ def nginx_binary() -> Path:
 
 
 def available() -> bool:
+    """Whether an nginx binary is on PATH or in the sbin folders (Debian's is in /usr/sbin)."""
     return shutil.which("nginx", path=SEARCH_PATH) is not None
 
 
@@ -121,6 +127,8 @@ http {{
             proxy_set_header Upgrade $http_upgrade;
             proxy_set_header Connection $connection_upgrade;
             proxy_set_header Host $host;
+            # Who the client is, for the workers' check that it is a process of this user (helpers.owner_only).
+            proxy_set_header X-Lab-Client "$remote_addr:$remote_port $server_addr:$server_port";
             proxy_read_timeout {_seconds('proxy_read_timeout', proxy_read_timeout)};
             proxy_send_timeout {_seconds('proxy_send_timeout', proxy_send_timeout)};
         }}

@@ -19,7 +19,7 @@ from helpers.stack.nginx import Nginx
 from helpers.stack.processes import stop_children
 from helpers.stack.redis import RedisServer
 from helpers.stack.tap import Tap
-from helpers.stack.workers import SERVERS, Server, Worker
+from helpers.stack.workers import WORKER_SERVERS, Server, Worker
 
 
 @dataclass
@@ -30,6 +30,7 @@ class Stack:
     nginx: Nginx | None = None
     redis: RedisServer | None = None
     startup_seconds: float = 0.0
+    """How long ``start()`` took to have every process answering, in seconds."""
     stopped: bool = field(default=False)
     taps: dict[str, Tap] = field(default_factory=dict)
     """With ``tap=True``: the relays in front of the (single) worker, "direct" and "nginx"
@@ -111,9 +112,9 @@ def start(
     global _current
     if not servers:
         raise LabError("A stack needs at least one worker: pass servers=('uvicorn', 'hypercorn'), for instance.")
-    unknown = [s for s in servers if s not in SERVERS]
+    unknown = [s for s in servers if s not in WORKER_SERVERS]
     if unknown:
-        raise LabError(f"Unknown worker server {unknown[0]!r}; choose among {', '.join(SERVERS)}.")
+        raise LabError(f"Unknown worker server {unknown[0]!r}; choose among {', '.join(WORKER_SERVERS)}.")
     if tap and len(servers) != 1:
         raise LabError("tap=True records what reaches one worker: pass a single server, e.g. servers=['uvicorn'].")
     stop_current()

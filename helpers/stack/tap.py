@@ -15,6 +15,7 @@ import struct
 import threading
 from collections import Counter
 
+from helpers.owner_only import socket_is_ours
 from helpers.stack.processes import HOST
 
 CHUNK = 65536
@@ -70,6 +71,9 @@ class Tap:
                 incoming, _ = self._listener.accept()
             except OSError:
                 return
+            if not socket_is_ours(incoming):  # another user of this machine
+                _reset(incoming)
+                continue
             try:
                 outgoing = socket.create_connection((HOST, self.target))
             except OSError:

@@ -16,14 +16,15 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from helpers.errors import LabError
 from helpers.stack.processes import HOST, Child, OwnedProcess, bound_socket, temp_dir, wait_for
 from helpers.stack.reporter import read_report
 
 Server = Literal["uvicorn", "hypercorn"]
-SERVERS: tuple[str, ...] = ("uvicorn", "hypercorn")
+WORKER_SERVERS: tuple[Server, ...] = get_args(Server)
+"""The servers the production stack runs as worker processes behind nginx (notebooks 09-11)."""
 START_TIMEOUT = 30.0
 
 
@@ -32,7 +33,8 @@ def _command(server: str, fd: int, *, ping_interval: float | None, ping_timeout:
     python = [sys.executable, "-m", server]
     if server == "uvicorn":
         argv = [*python, "--factory", "helpers.stack.reporter:from_environment", "--fd", str(fd),
-                "--lifespan", "on" if lifespan else "off", "--no-access-log"]
+                "--lifespan", "on" if lifespan else "off", "--no-access-log",
+                "--no-proxy-headers"]  # the scope's client is the TCP peer, which helpers.owner_only checks
         argv += ["--log-level", "trace"] if trace else []
         argv += ["--ws-ping-interval", str(ping_interval or 0)] if ping_interval is not None else []
         argv += ["--ws-ping-timeout", str(ping_timeout)] if ping_timeout is not None else []
@@ -73,8 +75,8 @@ class Worker(OwnedProcess):
         environment: dict[str, str] | None = None,
         wait: bool = True,
     ) -> None:
-        if server not in SERVERS:
-            raise LabError(f"Unknown worker server {server!r}; choose one of {', '.join(SERVERS)}.")
+        if server not in WORKER_SERVERS:
+            raise LabError(f"Unknown worker server {server!r}; choose one of {', '.join(WORKER_SERVERS)}.")
         if importlib.util.find_spec(server) is None:
             raise LabError(f"A {server} worker needs the {server!r} package, which is not installed here "
                            f"(`pip install {server}`).")

@@ -1,0 +1,1 @@
+"""The project's own helpers: a name the checker must not clash with."""

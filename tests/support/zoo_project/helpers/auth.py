@@ -1,0 +1,2 @@
+def is_valid_token(token: str | None) -> bool:
+    return token == "secret-token"
