@@ -32,6 +32,9 @@ from helpers.experiments.deploys import Case, Shutdown, shutdown_from_json
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 PROBE = Path(__file__).with_name("wait_closed.py")
+CHECKER_SOURCE = ROOT / "ws-leakcheck" / "src"
+"""Where ``ws_leakcheck`` comes from in another Python's environment: the workers' reporter imports its
+standard-library await-chain walk, and that environment holds only the servers."""
 RECORDED = Path(__file__).with_name("recorded_09.json")
 MEASURED = "measured here, now"
 WAITS_SINCE = pythons.WAIT_CLOSED_WAITS_SINCE
@@ -93,7 +96,8 @@ def _servers_python(interpreter: pythons.Interpreter) -> Path:
 
 
 def _run_json(command: list[str], timeout: float, what: str) -> Any:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
+    paths = (str(ROOT), str(CHECKER_SOURCE), os.environ.get("PYTHONPATH"))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p), "PYTHON_COLORS": "0"}
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
     except subprocess.TimeoutExpired:
@@ -202,7 +206,7 @@ def _plain(row: PythonRow) -> dict[str, Any]:
     return data
 
 
-def record(path: Path = RECORDED, *, grace: int = 1, give_up_after: float = 5.0) -> Recording:
+def record(path: Path = RECORDED, *, grace: int = 1, give_up_after: float = 3.0) -> Recording:
     """Measure every Python found here and write the rows, with today's date and the servers' versions."""
     rows = [row for row in across(grace=grace, give_up_after=give_up_after) if row.measured]
     shown = {name: versions.installed(name) or "missing" for name in ("hypercorn", "uvicorn", "starlette")}

@@ -74,6 +74,17 @@ def test_a_python_that_cannot_run_the_deploys_gives_a_row_saying_why_not_a_crash
     assert "not measured: " in interpreters.table([row])
 
 
+OTHERS = [python for python in pythons.found() if python.path != Path(sys.executable)]
+
+
+@pytest.mark.skipif(not OTHERS, reason="no other CPython 3.11 or newer on this machine")
+def test_another_python_found_here_runs_the_deploys_with_the_labs_own_code():
+    row = interpreters.measure(OTHERS[-1], give_up_after=3.0)
+    assert row.measured, row.problem
+    assert row.hypercorn_leak is not None
+    assert (row.hypercorn_leak.seconds is None) is (row.minor >= interpreters.WAITS_SINCE)
+
+
 @pytest.mark.parametrize("python", pythons.found(), ids=lambda p: p.version)
 def test_asyncio_wait_closed_waits_for_a_running_handler_from_python_3_12_on(python: pythons.Interpreter):
     done = interpreters._run_json([str(python.path), "-I", str(interpreters.PROBE)], 60, "the probe")
