@@ -49,6 +49,8 @@ CLIENT_RCVBUF = 64 * 1024
 server's send buffer still grows to a few MiB on loopback."""
 LAST = 1.0
 """Seconds at the end of the watch in which the app's sends are counted: 0 means none was made."""
+START_TIMEOUT = 20.0
+"""Seconds for the clients' handlers to start: generous, for a loaded classroom host."""
 
 
 PING_TIMEOUT_LOG = "WebSocket keepalive ping timeout"
@@ -147,8 +149,7 @@ def measure(server: Server, path: str, route: Route = "direct", *, n: int = 3, w
         group = clients.connect(proxy.url(path) if proxy else worker.url(path), n, rcvbuf=rcvbuf)
         negotiated = [extension.name for extension in group[0].connection.protocol.extensions]
         try:
-            if wait_until(lambda: worker.handlers() == n, timeout=10.0) is None:
-                raise LabError(f"{path} on {server} did not run {n} handlers.")
+            _all_running(worker, path, n)
             for client in group:
                 client.hold_reading()
             held = time.monotonic()
@@ -182,6 +183,19 @@ def measure(server: Server, path: str, route: Route = "direct", *, n: int = 3, w
             tuple(reading["close_codes"]), dict(reading["endings"]), *after, rcvbuf,
             "+".join(negotiated) or "none",
         )
+
+
+def _all_running(worker: Worker, path: str, n: int) -> None:
+    """Wait until ``n`` handlers have started; say which set-up step failed if they did not all start, or did
+    not all stay (a loaded machine can delay a client's answer to a ping beyond uvicorn's timeout)."""
+    if wait_until(lambda: int(worker.report()["opened"]) >= n, timeout=START_TIMEOUT) is None:
+        raise LabError(f"Only {worker.report()['opened']} of {n} handlers of {path} on {worker.server} started "
+                       f"within {START_TIMEOUT:g} s.")
+    report = worker.report()
+    if int(report["handlers"]) != n:
+        raise LabError(f"{n - int(report['handlers'])} of the {n} handlers of {path} on {worker.server} ended "
+                       f"before their clients stopped reading (endings {report['endings']}, "
+                       f"{worker.output().count(PING_TIMEOUT_LOG)} ping timeouts logged).")
 
 
 def _after_reading_again(worker: Worker, sockets: WorkerSockets, group: clients.ClientGroup,
