@@ -146,13 +146,12 @@ def measure(server: Server, path: str, route: Route = "direct", *, n: int = 3, w
     with Worker(APP, server, ping_interval=interval, ping_timeout=timeout, trace=pings is not None) as worker, \
             (Nginx([worker.port], send_timeout=send_timeout) if route == "nginx" else nullcontext()) as proxy:
         sockets = WorkerSockets(worker.port).now()
-        group = clients.connect(proxy.url(path) if proxy else worker.url(path), n, rcvbuf=rcvbuf)
+        # the clients stop reading as soon as they are connected: the clients of every setup share one loop
+        group = clients.connect(proxy.url(path) if proxy else worker.url(path), n, rcvbuf=rcvbuf, reading=False)
+        held = time.monotonic()
         negotiated = [extension.name for extension in group[0].connection.protocol.extensions]
         try:
             _all_running(worker, path, n)
-            for client in group:
-                client.hold_reading()
-            held = time.monotonic()
             stalled = settled(lambda: (int((r := worker.report())["sends"]), int(r["sending"])), settle=0.2,
                               longest=watch)
             stalled_after = time.monotonic() - held if stalled[0] == worker.report()["sends"] else None
