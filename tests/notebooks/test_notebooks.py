@@ -153,14 +153,9 @@ def test_the_notebook_prints_its_versions_in_its_first_code_cell(path: Path):
     assert "show_versions()" in code_cells(path)[0]
 
 
-LESSONS_WITH_A_SELF_CHECK = ["00_start_here", "01_predict", "02_reproduce", "03_real_leaks", "04_the_fix", "05_servers",
-                             "06_exercises", "06_solutions", "07_at_scale", "09_production_deploys",
-                             "10_production_proxy_redis", "11_production_heavy_sender"]
-
-
 @pytest.mark.fast
-@pytest.mark.parametrize("name", LESSONS_WITH_A_SELF_CHECK)
-def test_the_lesson_ends_with_a_self_check_of_two_or_three_questions_that_say_where_to_look(name: str):
-    last = code_cells(NOTEBOOKS / f"{name}.ipynb")[-1]
+@pytest.mark.parametrize("path", notebook_paths(), ids=lambda p: p.stem)
+def test_the_lesson_ends_with_a_self_check_of_two_or_three_questions_that_say_where_to_look(path: Path):
+    last = code_cells(path)[-1]
     assert "self_check(QUESTIONS, my_answers)" in last and "my_answers = {}" in last
     assert 2 <= last.count("Question(") <= 3 and last.count("where=") == last.count("Question(")
