@@ -81,7 +81,7 @@ def registry_growth(before: Mapping[str, int], registries: Mapping[str, Sized]) 
 
 # Feedback.
 
-HINTS: dict[str, str] = {
+EXERCISE_HINTS: dict[str, str] = {
     "refused": "A WebSocket endpoint must `await websocket.accept()` before it sends or receives; the fix keeps "
                "the accept.",
     "closed": "The handler ended (or closed the socket) while its client was still there. A handler's life must be the "
@@ -173,6 +173,7 @@ def compose(problems: list[Problem], done: list[str], ways: str, leaked: bool) -
         kinds = ["refused"]
     if "noisy" in kinds and not any("WebSocketDisconnected" in p.text for p in problems if p.kind == "noisy"):
         kinds[kinds.index("noisy")] = "noisy-other"
-    hints = [HINTS[k] for k in kinds if k in HINTS and not (k in ("missing", "wrong") and len(kinds) > 1)]
+    hints = [EXERCISE_HINTS[k] for k in kinds
+             if k in EXERCISE_HINTS and not (k in ("missing", "wrong") and len(kinds) > 1)]
     lines = [head, *(f"- {p.text}" for p in problems), *(f"Hint: {h}" for h in dict.fromkeys(hints))]
     return verdict, "\n".join(lines)

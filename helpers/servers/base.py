@@ -33,10 +33,10 @@ from helpers.serverlog import ServerLog
 from helpers.servers.asgiscope import SCOPE_PATH, ScopeReporter
 from ws_leakcheck import awaitchain
 from ws_leakcheck.errors import UsageError
+from ws_leakcheck.servers import HOST as HOST
 from ws_leakcheck.servers import RUNNERS, ServerRunner
 
 T = TypeVar("T")
-HOST = "127.0.0.1"
 START_TIMEOUT = 5.0
 IN_LOOP_TIMEOUT = 0.1
 

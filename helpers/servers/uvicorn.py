@@ -10,11 +10,11 @@ from typing import Any, ClassVar, Literal
 from helpers.errors import LabError
 from helpers.routes import ASGIApp
 from helpers.servers.base import InProcessServer
-from ws_leakcheck.servers import UvicornRunner
+from ws_leakcheck.servers import UVICORN_BACKENDS, UvicornRunner
 
 CANCELLED_MESSAGE = "Cancel %s running task(s), timeout graceful shutdown exceeded"  # uvicorn's own count
 Backend = Literal["websockets-sansio", "wsproto", "websockets"]
-BACKENDS: dict[str, str] = {"websockets-sansio": "websockets", "wsproto": "wsproto", "websockets": "websockets"}
+BACKENDS = UVICORN_BACKENDS
 
 
 def check_backend(ws: str) -> None:

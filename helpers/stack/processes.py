@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Self
 
 from helpers.errors import LabError
+from ws_leakcheck.servers import HOST as HOST
 
-HOST = "127.0.0.1"
 PR_SET_PDEATHSIG = 1
 TEMP_PREFIX = "lab-stack-"
 

@@ -14,7 +14,7 @@ import os
 import socket
 import sys
 
-HOST = "127.0.0.1"
+HOST = "127.0.0.1"  # ws_leakcheck.servers.HOST; this file runs as another user and imports nothing of the lab
 
 
 def _error(exc: BaseException) -> str:

@@ -24,10 +24,10 @@ from ws_leakcheck.config import Script, parse_header
 from ws_leakcheck.errors import CheckerFailed, UsageError
 from ws_leakcheck.interpreter import project_python
 from ws_leakcheck.observe import Options, run
-from ws_leakcheck.servers import SERVERS
+from ws_leakcheck.servers import SERVERS, UVICORN_BACKENDS
 from ws_leakcheck.verdict import CHECKER_FAILED, USAGE_ERROR
 
-BACKENDS = ("auto", "websockets-sansio", "wsproto", "websockets")
+BACKENDS = ("auto", *UVICORN_BACKENDS)
 DEFAULTS = Options()
 EPILOG = ("Exit status: 0 clean, 1 leak, 3 noisy (0 with --allow-noisy), 5 untested (the departure was never "
           "exercised), 2 usage error, 4 the checker failed. Several endpoints: leak, then untested, then noisy, "

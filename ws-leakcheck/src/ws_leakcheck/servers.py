@@ -29,6 +29,9 @@ from typing import Any
 from ws_leakcheck.errors import UsageError
 
 HOST = "127.0.0.1"
+"""The only address anything here listens on: loopback, never every interface."""
+UVICORN_BACKENDS: dict[str, str] = {"websockets-sansio": "websockets", "wsproto": "wsproto", "websockets": "websockets"}
+"""uvicorn's WebSocket implementations (its ``--ws``), each with the package it needs."""
 
 
 class ServerRunner:
