@@ -191,8 +191,7 @@ async def _open_one(url: str, number: int, timeout: float, rcvbuf: int | None = 
     return client
 
 
-def _open_many(url: str, n: int, timeout: float, rcvbuf: int | None = None,
-               reading: bool = True) -> Coroutine[Any, Any, list[Client]]:
+def _open_many(url: str, n: int, timeout: float, rcvbuf: int | None = None) -> Coroutine[Any, Any, list[Client]]:
     global _numbers
     if n < 1:
         raise LabError(f"Number of clients must be at least 1, not {n}.")
@@ -209,26 +208,18 @@ def _open_many(url: str, n: int, timeout: float, rcvbuf: int | None = None,
                 client._abort()
             raise failures[0]
         _open.update(opened)
-        if not reading:
-            for client in opened:
-                if client.reader is not None:
-                    client.reader.cancel()  # as hold_reading does, before the client has read anything
-                    client.reader = None
         return opened
 
     return open_all()
 
 
-def connect(url: str, n: int = 1, *, timeout: float = 5.0, rcvbuf: int | None = None,
-            reading: bool = True) -> ClientGroup:
+def connect(url: str, n: int = 1, *, timeout: float = 5.0, rcvbuf: int | None = None) -> ClientGroup:
     """Open ``n`` clients to ``url`` at once and wait for them; each keeps reading until told to leave.
 
     ``rcvbuf`` fixes each client's socket receive buffer in bytes (loopback buffers otherwise grow to
     megabytes), lets the client library hold one unread message, not 16, and turns compression off,
-    so that a client that stops reading (``hold_reading``) fills its buffers after a few messages.
-    ``reading=False``: the clients hold their reading from the start, as if ``hold_reading`` were called
-    at once (a fast sender then cannot keep the clients' loop busy before they stop reading)."""
-    return ClientGroup(_client_loop().call(_open_many(url, n, timeout, rcvbuf, reading), timeout + 2.0))
+    so that a client that stops reading (``hold_reading``) fills its buffers after a few messages."""
+    return ClientGroup(_client_loop().call(_open_many(url, n, timeout, rcvbuf), timeout + 2.0))
 
 
 async def connect_async(url: str, n: int = 1, *, timeout: float = 5.0) -> ClientGroup:

@@ -149,12 +149,15 @@ def measure(server: Server, path: str, route: Route = "direct", *, n: int = 3, w
     with Worker(APP, server, ping_interval=interval, ping_timeout=timeout, trace=pings is not None) as worker, \
             (Nginx([worker.port], send_timeout=send_timeout) if route == "nginx" else nullcontext()) as proxy:
         sockets = WorkerSockets(worker.port).now()
-        # the clients stop reading as soon as they are connected: the clients of every setup share one loop
-        group = clients.connect(proxy.url(path) if proxy else worker.url(path), n, rcvbuf=rcvbuf, reading=False)
-        held = time.monotonic()
+        group = clients.connect(proxy.url(path) if proxy else worker.url(path), n, rcvbuf=rcvbuf)
         negotiated = [extension.name for extension in group[0].connection.protocol.extensions]
+        if proxy is None:  # connected directly: count the worker's connections to these clients only
+            sockets = sockets.of_clients(frozenset(client.connection.local_address[1] for client in group))
         try:
             _all_started(worker, path, n)
+            for client in group:
+                client.hold_reading()
+            held = time.monotonic()
             stalled = settled(lambda: (int((r := worker.report())["sends"]), int(r["sending"])), settle=0.2,
                               longest=watch)
             stalled_after = time.monotonic() - held if stalled[0] == worker.report()["sends"] else None
@@ -189,8 +192,7 @@ def measure(server: Server, path: str, route: Route = "direct", *, n: int = 3, w
 
 
 def _all_started(worker: Worker, path: str, n: int) -> None:
-    """Wait until ``n`` handlers have started. Some may have ended since: the clients hold their reading from
-    the start, so nginx's ``send_timeout`` or a ping timeout may already have ended theirs (what is measured)."""
+    """Wait until ``n`` handlers have started (20 s: handshakes are slow on a loaded classroom host)."""
     if wait_until(lambda: int(worker.report()["opened"]) >= n, timeout=START_TIMEOUT) is None:
         raise LabError(f"Only {worker.report()['opened']} of {n} handlers of {path} on {worker.server} started "
                        f"within {START_TIMEOUT:g} s.")
@@ -223,23 +225,19 @@ CONTRAST_PATH = "/ws/firehose"
 
 def every_setup(servers: tuple[Server, ...] = WORKER_SERVERS, routes: tuple[Route, ...] = ROUTES, *,
                 contrast: bool = False, **options: Any) -> list[Stalled]:
-    """``measure`` for each of ``PATHS``, by each route, on each server; with ``contrast``, ``CONTRAST_PATH`` with
-    default clients too, directly, on each server. As many run at once as there are servers times routes, plus
-    the contrast's; hypercorn's through nginx start first, as they last longest (a zombie keeps sending)."""
-    Job = tuple[Server, str, Route, int | None]
-    jobs: list[Job] = [(server, path, route, CLIENT_RCVBUF) for server in servers for route in routes
-                       for path in PATHS]
-    jobs += [(server, CONTRAST_PATH, "direct", None) for server in servers] if contrast else []
-    at_once = len(servers) * len(routes) + (len(servers) if contrast else 0)
+    """``measure`` for each of ``PATHS``, by each route, on each server: one thread per server and route;
+    with ``contrast``, ``CONTRAST_PATH`` with default clients too, directly, in a thread per server."""
 
-    def run(job: Job) -> Stalled:
-        server, path, route, rcvbuf = job
-        return measure(server, path, route, rcvbuf=rcvbuf, **options)
+    def one_thread(setup: tuple[Server, Route | None]) -> list[Stalled]:
+        server, route = setup
+        if route is None:
+            return [measure(server, CONTRAST_PATH, "direct", rcvbuf=None, **options)]
+        return [measure(server, path, route, **options) for path in PATHS]
 
-    longest_first = sorted(jobs, key=lambda job: (job[0] != "hypercorn", job[2] != "nginx"))  # a stable sort
-    with ThreadPoolExecutor(max_workers=at_once) as pool:
-        started = {job: pool.submit(run, job) for job in longest_first}
-        return [started[job].result() for job in jobs]
+    setups: list[tuple[Server, Route | None]] = [(server, route) for server in servers for route in routes]
+    setups += [(server, None) for server in servers] if contrast else []
+    with ThreadPoolExecutor(max_workers=len(setups)) as pool:
+        return [row for rows in pool.map(one_thread, setups) for row in rows]
 
 
 def _settings(watch: float, ping: tuple[float, float], send_timeout: float) -> dict[str, Any]:

@@ -17,6 +17,8 @@ class WorkerSockets:
 
     port: int
     before: frozenset[int] = frozenset()
+    peers: frozenset[int] | None = None
+    """When given, only the connections from these remote ports count (``of_clients``)."""
 
     def read(self) -> list[tuple[int, int, int]]:
         """(remote port, state, send queue in bytes) of each, the listening socket left out."""
@@ -25,13 +27,19 @@ class WorkerSockets:
             fields = line.split()
             local, remote, state = int(fields[1].rsplit(":", 1)[1], 16), int(fields[2].rsplit(":", 1)[1], 16), \
                 int(fields[3], 16)
-            if local == self.port and state != TCP_LISTEN and remote not in self.before:
+            wanted = remote in self.peers if self.peers is not None else remote not in self.before
+            if local == self.port and state != TCP_LISTEN and wanted:
                 found.append((remote, state, int(fields[4].split(":")[0], 16)))
         return found
 
     def now(self) -> WorkerSockets:
         """Another reading that leaves out every connection open now."""
         return WorkerSockets(self.port, frozenset(remote for remote, _, _ in self.read()))
+
+    def of_clients(self, ports: frozenset[int]) -> WorkerSockets:
+        """A reading of only the connections from these client ports: nothing else that shares the worker's
+        port number on a busy host (a late readiness check, another user's socket) is counted."""
+        return WorkerSockets(self.port, self.before, ports)
 
     def open(self) -> int:
         """Connections not yet closed (TIME_WAIT and CLOSE left out)."""
