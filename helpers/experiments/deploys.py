@@ -198,7 +198,7 @@ def shutdown_from_json(data: dict[str, Any]) -> Shutdown:
 
 
 def main(argv: list[str]) -> int:
-    """``python -m helpers.experiments.deploys '{"cases": [...], "give_up_after": 5}'``: what
+    """``python -m helpers.experiments.deploys '{"cases": [...], "give_up_after": 3}'``: what
     ``helpers.experiments.interpreters`` runs in another Python; prints the results as one JSON list."""
     if len(argv) != 1:
         print(main.__doc__, file=sys.stderr)
