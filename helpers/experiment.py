@@ -190,7 +190,14 @@ class Experiment:
             release.set()
 
     def wait(self, seconds: float, *, draw: bool = True) -> None:
-        """Let time pass while the plot follows the samples."""
+        """Let time pass while the plot follows the samples.
+
+        A frame is drawn only where the wait has room for one, judged by the last frame's drawing time. A wait of
+        at least ``REDRAW_PERIOD`` too short for that lowers the estimate by a fifth, so one slow frame on a loaded
+        machine does not stop the plot for good: a later wait draws again, and measures again. (``wait_until``'s
+        20 ms steps never lower it: they draw only when a frame takes less than that.)"""
+        if draw and seconds >= REDRAW_PERIOD and self._draw_seconds >= seconds:
+            self._draw_seconds *= 0.8
         deadline = time.monotonic() + seconds
         while (remaining := deadline - time.monotonic()) > 0:
             if self.sampler_error is not None:
