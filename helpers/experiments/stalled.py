@@ -149,7 +149,10 @@ def measure(server: Server, path: str, route: Route = "direct", *, n: int = 3, w
     with Worker(APP, server, ping_interval=interval, ping_timeout=timeout, trace=pings is not None) as worker, \
             (Nginx([worker.port], send_timeout=send_timeout) if route == "nginx" else nullcontext()) as proxy:
         sockets = WorkerSockets(worker.port).now()
-        group = clients.connect(proxy.url(path) if proxy else worker.url(path), n, rcvbuf=rcvbuf)
+        # a set-up wait, like the handlers': the other setups' clients share this loop and each reads up to
+        # 10 MiB/s until it holds, so on a loaded host the handshakes can wait their turn
+        group = clients.connect(proxy.url(path) if proxy else worker.url(path), n, rcvbuf=rcvbuf,
+                                timeout=START_TIMEOUT)
         negotiated = [extension.name for extension in group[0].connection.protocol.extensions]
         if proxy is None:  # connected directly: count the worker's connections to these clients only
             sockets = sockets.of_clients(frozenset(client.connection.local_address[1] for client in group))
