@@ -41,6 +41,9 @@ Leave = Literal["clean", "fin", "rst", "silent", "slow"]
 WAYS_OF_LEAVING: tuple[str, ...] = get_args(Leave)
 """The checker's ways (``ws_leakcheck.clients.WAYS``, which does the leaving), and the lab's ``slow``."""
 SLOW_READ_INTERVAL = 0.5
+CALL_TIMEOUT = 30.0
+"""Seconds a call into the clients' loop (a send, a hold, a leave) may wait before it is abandoned: a bound for a
+stuck loop, not a wait. Generous: on a loaded host, that loop also reads for every other client of the kernel."""
 
 
 @dataclass(eq=False)
@@ -55,6 +58,8 @@ class Client:
     reader: asyncio.Task[None] | None = field(default=None, repr=False)
     slow: bool = False
     arrivals: deque[float] = field(default_factory=lambda: deque(maxlen=2000), repr=False)
+    closed_at: float | None = None
+    """When (``time.monotonic()``) this client's reader saw the connection close; None: not seen (or not reading)."""
 
     @property
     def closed_by_server(self) -> bool:
@@ -67,7 +72,7 @@ class Client:
 
     def send_text(self, text: str) -> None:
         """Send one text message from this client, and wait until it is written."""
-        _client_loop().call(self.connection.send(text), 5.0)
+        _client_loop().call(self.connection.send(text), CALL_TIMEOUT)
 
     def unread_bytes(self) -> int:
         """Bytes the server sent that wait, unread, in this client's socket buffer."""
@@ -91,7 +96,7 @@ class Client:
             elif not hold and self.reader is None:
                 self.reader = asyncio.create_task(self._read())
 
-        _client_loop().call(switch(), 5.0)
+        _client_loop().call(switch(), CALL_TIMEOUT)
 
     @property
     def close_reason(self) -> str | None:
@@ -111,6 +116,7 @@ class Client:
                     await asyncio.sleep(SLOW_READ_INTERVAL)
         except ConnectionClosed:
             pass
+        self.closed_at = time.monotonic()
 
     async def _leave(self, how: Leave) -> None:
         self.left = how
@@ -237,7 +243,7 @@ def leave(clients: Client | Iterable[Client], how: Leave) -> None:
     async def leave_all() -> None:
         await asyncio.gather(*(c._leave(how) for c in group))
 
-    _client_loop().call(leave_all(), 5.0)
+    _client_loop().call(leave_all(), CALL_TIMEOUT)
     if how in ("clean", "fin", "rst"):
         _open.difference_update(group)
 
@@ -260,5 +266,5 @@ def close_all() -> int:
             client._abort()
         await asyncio.sleep(0)
 
-    _loop.call(abort_all(), 5.0)
+    _loop.call(abort_all(), CALL_TIMEOUT)
     return len(holding)

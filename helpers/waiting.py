@@ -32,3 +32,22 @@ def settled(read: Callable[[], T], settle: float, longest: float = 5.0) -> T:
         if now == before or time.monotonic() > deadline:
             return now
         before = now
+
+
+def wait_while_moving(condition: Callable[[], bool], progress: Callable[[], object], stall: float,
+                      longest: float = 120.0, interval: float = 0.05) -> float | None:
+    """Seconds until ``condition()`` held, or None once ``progress()`` has not changed for ``stall`` seconds (or
+    ``longest`` have passed): for a wait whose pace is the machine's, such as clients reading megabytes on a
+    loaded host, where a fixed deadline would call slow progress a failure."""
+    started = time.monotonic()
+    last, changed = progress(), started
+    while True:
+        if condition():
+            return time.monotonic() - started
+        now = time.monotonic()
+        if now - changed >= stall or now - started >= longest:
+            return None
+        time.sleep(interval)
+        reading = progress()
+        if reading != last:
+            last, changed = reading, time.monotonic()

@@ -109,7 +109,7 @@ def _run_json(command: list[str], timeout: float, what: str) -> Any:
     return json.loads(lines[-1])
 
 
-def measure(interpreter: pythons.Interpreter, *, grace: int = 1, give_up_after: float = 3.0) -> PythonRow:
+def measure(interpreter: pythons.Interpreter, *, grace: int = 1, give_up_after: float = 5.0) -> PythonRow:
     """The row of one Python, measured now; a Python that cannot be measured gives a row saying why."""
     row = PythonRow(interpreter.version, interpreter.where, MEASURED)
     try:
@@ -128,7 +128,7 @@ def measure(interpreter: pythons.Interpreter, *, grace: int = 1, give_up_after: 
 
 
 def across(interpreters: list[pythons.Interpreter] | None = None, *, grace: int = 1,
-           give_up_after: float = 3.0) -> list[PythonRow]:
+           give_up_after: float = 5.0) -> list[PythonRow]:
     """One measured row per Python (every one found here by default), measured side by side."""
     found = pythons.found() if interpreters is None else interpreters
     with concurrent.futures.ThreadPoolExecutor(max(1, len(found))) as pool:
@@ -206,7 +206,7 @@ def _plain(row: PythonRow) -> dict[str, Any]:
     return data
 
 
-def record(path: Path = RECORDED, *, grace: int = 1, give_up_after: float = 3.0) -> Recording:
+def record(path: Path = RECORDED, *, grace: int = 1, give_up_after: float = 5.0) -> Recording:
     """Measure every Python found here and write the rows, with today's date and the servers' versions."""
     rows = [row for row in across(grace=grace, give_up_after=give_up_after) if row.measured]
     shown = {name: versions.installed(name) or "missing" for name in ("hypercorn", "uvicorn", "starlette")}

@@ -40,7 +40,7 @@ from helpers.stack.sockets import WorkerSockets
 from helpers.stack.workers import WORKER_SERVERS as WORKER_SERVERS  # notebook 11 reads stalled.WORKER_SERVERS
 from helpers.stack.workers import Server, Worker
 from helpers.tables import Table
-from helpers.waiting import settled, wait_until
+from helpers.waiting import settled, wait_until, wait_while_moving
 
 APP = "helpers.apps.heavy_sender:app"
 RECORDED = Path(__file__).with_name("recorded_11.json")
@@ -54,6 +54,11 @@ TEARDOWN = 0.5
 graceful timeout (3 s) for handlers that never end."""
 START_TIMEOUT = 20.0
 """Seconds for the clients' handlers to start: generous, for a loaded classroom host."""
+STALL = 10.0
+"""Seconds without progress (the send queues drained further, a connection closed, a handler ended) after which
+the clients' reading again is taken as done: on a loaded host they read the megabytes waiting for them slowly."""
+LONGEST = 60.0
+"""Seconds at most for each of those waits (a handler still sending keeps the queues moving)."""
 
 
 PING_TIMEOUT_LOG = "WebSocket keepalive ping timeout"
@@ -209,7 +214,9 @@ def _after_reading_again(worker: Worker, sockets: WorkerSockets, group: clients.
     nginx's ``send_timeout``) are waited for until their clients see the close, the others until the worker's
     send queues have drained below one message; then until every connection whose client saw its close has
     left the worker, and its handler with it (a handler that already had no connection at the reading is not
-    waited for: the clients cannot reach it). At most 20 s each; then the count stops changing."""
+    waited for: the clients cannot reach it). Each wait lasts while the worker's send queues drain or something
+    closes or ends, and gives up after ``STALL`` seconds without either (``LONGEST`` in all); then the count stops
+    changing."""
     n = len(group)
     closing = min(n, int(reading["ping_timeouts"]) + int(reading["ended"]) + int(reading["nginx_timeouts"]))
     unreachable = max(0, int(reading["handlers"]) - int(reading["connections"]))
@@ -217,8 +224,16 @@ def _after_reading_again(worker: Worker, sockets: WorkerSockets, group: clients.
     def closed() -> int:
         return sum(c.close_code is not None for c in group)
 
-    wait_until(lambda: closed() >= closing and (closed() == n or sockets.unsent() < len(CHUNK)), 20.0)
-    wait_until(lambda: sockets.open() <= n - closed() and worker.handlers() <= n - closed() + unreachable, 20.0)
+    least_unsent = [sockets.unsent()]
+
+    def progress() -> tuple[int, int, int]:  # a close seen, a handler ended, or the send queues at a new low
+        least_unsent[0] = min(least_unsent[0], sockets.unsent())
+        return closed(), worker.handlers(), least_unsent[0]
+
+    wait_while_moving(lambda: closed() >= closing and (closed() == n or sockets.unsent() < len(CHUNK)), progress,
+                      stall=STALL, longest=LONGEST)
+    wait_while_moving(lambda: sockets.open() <= n - closed() and worker.handlers() <= n - closed() + unreachable,
+                      progress, stall=STALL, longest=LONGEST)
     return settled(lambda: (worker.handlers(), sockets.open()), settle=0.3, longest=3.0)
 
 

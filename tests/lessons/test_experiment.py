@@ -183,3 +183,24 @@ def test_settled_returns_a_reading_once_it_stops_changing():
 
     readings = iter([3, 2, 1, 1, 0])
     assert settled(lambda: next(readings), settle=0.02) == 1   # the first reading seen twice in a row
+
+
+@pytest.mark.fast
+def test_wait_while_moving_keeps_waiting_past_the_stall_while_the_progress_changes():
+    from helpers.waiting import wait_while_moving
+
+    steps = iter(range(1000))
+    position = [0]
+
+    def progress() -> int:
+        position[0] = next(steps)
+        return position[0]
+
+    assert wait_while_moving(lambda: position[0] >= 10, progress, stall=0.05, interval=0.01) is not None
+
+
+@pytest.mark.fast
+def test_wait_while_moving_gives_up_once_the_progress_stops_changing():
+    from helpers.waiting import wait_while_moving
+
+    assert wait_while_moving(lambda: False, lambda: 0, stall=0.05, interval=0.01) is None
