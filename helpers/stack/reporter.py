@@ -151,8 +151,9 @@ def from_environment() -> OwnerOnly:
     return OwnerOnly(Reported(app, os.environ["LAB_REPORT_SOCKET"], watch))
 
 
-def read_report(path: str, timeout: float = 5.0) -> dict[str, Any]:
-    """Ask a worker's reporter for its report (from any process)."""
+def read_report(path: str, timeout: float = 30.0) -> dict[str, Any]:
+    """Ask a worker's reporter for its report (from any process). ``timeout`` bounds a worker that stopped
+    answering; a busy one answers late (its reporter's thread waits for the GIL behind the loop's sends)."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
         sock.connect(path)
