@@ -84,3 +84,8 @@ def test_only_a_session_that_may_run_these_tests_starts_the_background_runs(pyte
     assert not other_pythons.selected(config)
     config = pytester.parseconfig(str(ROOT / "tests"), "-k", "leakcheck")
     assert not other_pythons.selected(config)   # a test that needs the runs starts them
+
+
+@pytest.mark.fast
+def test_the_stack_notebooks_the_background_runs_one_at_a_time_are_notebooks_of_the_lab():
+    assert set(other_pythons.STACK_NOTEBOOKS) <= {path.stem for path in notebook_paths()}

@@ -23,6 +23,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,9 @@ SUBFOLDER = "other-pythons"
 """The background runs' folder, in the session's folder of executed notebooks."""
 AT_ONCE = 3
 """Notebooks running at once in the background, all Pythons together (the suite's own workers run beside them)."""
+STACK_NOTEBOOKS = ("07_at_scale", "09_production_deploys", "10_production_proxy_redis", "11_production_heavy_sender")
+"""The notebooks that start many server processes or clients: one of them at a time in the background, so that
+the background never runs, say, notebook 11 on three Pythons at once beside the suite's own run of it."""
 
 WANTED = {
     "debian-python3": "Debian's python3 (what a Debian 12 JupyterHub runs)",
@@ -142,9 +146,35 @@ def run_all(folder: Path) -> None:
     with concurrent.futures.ThreadPoolExecutor(len(WANTED)) as pool:
         list(pool.map(set_up, WANTED))
     runs = [(wanted, path) for path in notebook_paths() for wanted in ready]
-    with concurrent.futures.ThreadPoolExecutor(AT_ONCE) as pool:
-        list(pool.map(lambda run: _run_notebook(ready[run[0]][1], ready[run[0]][0], run[1],
-                                                folder / run[0] / f"{run[1].stem}.json"), runs))
+    pending, taking, stack_free = list(runs), threading.Lock(), threading.Lock()
+
+    def next_run() -> tuple[str, Path, bool] | None:
+        """The first pending light notebook, or a stack notebook once no other one runs; None: nothing is left."""
+        while True:
+            with taking:
+                if not pending:
+                    return None
+                for index, (wanted, path) in enumerate(pending):
+                    heavy = path.stem in STACK_NOTEBOOKS
+                    if not heavy or stack_free.acquire(blocking=False):
+                        del pending[index]
+                        return wanted, path, heavy
+            time.sleep(0.5)  # only stack notebooks are left, and one of them runs
+
+    def work() -> None:
+        while (taken := next_run()) is not None:
+            wanted, path, heavy = taken
+            try:
+                _run_notebook(ready[wanted][1], ready[wanted][0], path, folder / wanted / f"{path.stem}.json")
+            finally:
+                if heavy:
+                    stack_free.release()
+
+    workers = [threading.Thread(target=work, name=f"other-pythons-{n}") for n in range(AT_ONCE)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
 
 
 def start(folder: Path) -> None:
