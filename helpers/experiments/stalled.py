@@ -55,10 +55,13 @@ graceful timeout (3 s) for handlers that never end."""
 START_TIMEOUT = 20.0
 """Seconds for the clients' handlers to start: generous, for a loaded classroom host."""
 STALL = 10.0
-"""Seconds without progress (the send queues drained further, a connection closed, a handler ended) after which
+"""Seconds without progress (a message received, a connection closed, a handler ended) after which
 the clients' reading again is taken as done: on a loaded host they read the megabytes waiting for them slowly."""
 LONGEST = 60.0
-"""Seconds at most for each of those waits (a handler still sending keeps the queues moving)."""
+"""Seconds at most for each of those waits."""
+POLL = 0.2
+"""Seconds between two readings in the waits: six measurements poll at once, and each reading of the kernel's
+socket table holds the GIL that the clients' loop needs to read."""
 
 
 PING_TIMEOUT_LOG = "WebSocket keepalive ping timeout"
@@ -169,14 +172,14 @@ def measure(server: Server, path: str, route: Route = "direct", *, n: int = 3, w
             stalled = settled(lambda: (int((r := worker.report())["sends"]), int(r["sending"])), settle=0.2,
                               longest=watch)
             stalled_after = time.monotonic() - held if stalled[0] == worker.report()["sends"] else None
-            cut = wait_until(lambda: sockets.open() == 0, timeout=20.0) if proxy else None
+            cut = wait_until(lambda: sockets.open() == 0, timeout=20.0, interval=POLL) if proxy else None
             cut_after = None if cut is None else time.monotonic() - held
             if path in BOUNDED_PATHS:  # their own timeout ends them, unless they carry on sending (a zombie)
                 wait_until(lambda: worker.handlers() == 0 or int(worker.report()["sends"]) > stalled[0] + n,
-                           timeout=SEND_TIMEOUT + 20.0)
+                           timeout=SEND_TIMEOUT + 20.0, interval=POLL)
             if pings is not None:  # a timeout for each connection, unless they ended first
                 wait_until(lambda: worker.output().count(PING_TIMEOUT_LOG) >= n or worker.handlers() == 0
-                           or sockets.open() == 0, timeout=20.0)
+                           or sockets.open() == 0, timeout=20.0, interval=POLL)
             time.sleep(max(0.0, held + watch - LAST - time.monotonic()))
             before = int(worker.report()["sends"])
             time.sleep(LAST)
@@ -201,7 +204,7 @@ def measure(server: Server, path: str, route: Route = "direct", *, n: int = 3, w
 
 def _all_started(worker: Worker, path: str, n: int) -> None:
     """Wait until ``n`` handlers have started (20 s: handshakes are slow on a loaded classroom host)."""
-    if wait_until(lambda: int(worker.report()["opened"]) >= n, timeout=START_TIMEOUT) is None:
+    if wait_until(lambda: int(worker.report()["opened"]) >= n, timeout=START_TIMEOUT, interval=POLL) is None:
         raise LabError(f"Only {worker.report()['opened']} of {n} handlers of {path} on {worker.server} started "
                        f"within {START_TIMEOUT:g} s.")
 
@@ -211,29 +214,28 @@ def _after_reading_again(worker: Worker, sockets: WorkerSockets, group: clients.
     """(handlers, connections) left once the clients, reading again, have read what was waiting for them.
 
     Events, not a time: the connections the reading found being closed (a ping timeout logged, a handler ended,
-    nginx's ``send_timeout``) are waited for until their clients see the close, the others until the worker's
-    send queues have drained below one message; then until every connection whose client saw its close has
-    left the worker, and its handler with it (a handler that already had no connection at the reading is not
-    waited for: the clients cannot reach it). Each wait lasts while the worker's send queues drain or something
-    closes or ends, and gives up after ``STALL`` seconds without either (``LONGEST`` in all); then the count stops
-    changing."""
+    nginx's ``send_timeout``) are waited for until their clients see the close, the others until the clients
+    have received every message the app's sends had handed over by the reading; then until every connection
+    whose client saw its close has left the worker, and its handler with it (a handler that already had no
+    connection at the reading is not waited for: the clients cannot reach it). Each wait lasts while the clients
+    receive or something closes or ends, and gives up after ``STALL`` seconds without either (``LONGEST`` in
+    all); then the count stops changing."""
     n = len(group)
     closing = min(n, int(reading["ping_timeouts"]) + int(reading["ended"]) + int(reading["nginx_timeouts"]))
     unreachable = max(0, int(reading["handlers"]) - int(reading["connections"]))
+    # sends that had returned by the reading (an ended handler's last one may have been cut short)
+    handed_over = int(reading["sends"]) - int(reading["sending"]) - int(reading["ended"])
 
     def closed() -> int:
         return sum(c.close_code is not None for c in group)
 
-    least_unsent = [sockets.unsent()]
+    def progress() -> tuple[int, int, int]:  # a message received, a close seen, a handler ended
+        return group.received(), closed(), worker.handlers()
 
-    def progress() -> tuple[int, int, int]:  # a close seen, a handler ended, or the send queues at a new low
-        least_unsent[0] = min(least_unsent[0], sockets.unsent())
-        return closed(), worker.handlers(), least_unsent[0]
-
-    wait_while_moving(lambda: closed() >= closing and (closed() == n or sockets.unsent() < len(CHUNK)), progress,
-                      stall=STALL, longest=LONGEST)
+    wait_while_moving(lambda: closed() >= closing and (closed() == n or group.received() >= handed_over), progress,
+                      stall=STALL, longest=LONGEST, interval=POLL)
     wait_while_moving(lambda: sockets.open() <= n - closed() and worker.handlers() <= n - closed() + unreachable,
-                      progress, stall=STALL, longest=LONGEST)
+                      progress, stall=STALL, longest=LONGEST, interval=POLL)
     return settled(lambda: (worker.handlers(), sockets.open()), settle=0.3, longest=3.0)
 
 

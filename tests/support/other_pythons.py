@@ -42,8 +42,10 @@ SUBFOLDER = "other-pythons"
 AT_ONCE = 3
 """Notebooks running at once in the background, all Pythons together (the suite's own workers run beside them)."""
 STACK_NOTEBOOKS = ("07_at_scale", "09_production_deploys", "10_production_proxy_redis", "11_production_heavy_sender")
-"""The notebooks that start many server processes or clients: one of them at a time in the background, so that
-the background never runs, say, notebook 11 on three Pythons at once beside the suite's own run of it."""
+"""The notebooks that start many server processes or clients: in the background, at most ``STACKS_AT_ONCE`` of them
+at a time and never one on two Pythons at once (it used to run notebook 11 on three Pythons at once, beside the
+suite's own run of it)."""
+STACKS_AT_ONCE = 2
 
 WANTED = {
     "debian-python3": "Debian's python3 (what a Debian 12 JupyterHub runs)",
@@ -146,29 +148,32 @@ def run_all(folder: Path) -> None:
     with concurrent.futures.ThreadPoolExecutor(len(WANTED)) as pool:
         list(pool.map(set_up, WANTED))
     runs = [(wanted, path) for path in notebook_paths() for wanted in ready]
-    pending, taking, stack_free = list(runs), threading.Lock(), threading.Lock()
+    pending, taking, stacks_running = list(runs), threading.Lock(), set[str]()
 
-    def next_run() -> tuple[str, Path, bool] | None:
-        """The first pending light notebook, or a stack notebook once no other one runs; None: nothing is left."""
+    def next_run() -> tuple[str, Path] | None:
+        """The first pending notebook that may start now (see ``STACK_NOTEBOOKS``); None: nothing is left."""
         while True:
             with taking:
                 if not pending:
                     return None
                 for index, (wanted, path) in enumerate(pending):
                     heavy = path.stem in STACK_NOTEBOOKS
-                    if not heavy or stack_free.acquire(blocking=False):
-                        del pending[index]
-                        return wanted, path, heavy
-            time.sleep(0.5)  # only stack notebooks are left, and one of them runs
+                    if heavy and (path.stem in stacks_running or len(stacks_running) >= STACKS_AT_ONCE):
+                        continue
+                    if heavy:
+                        stacks_running.add(path.stem)
+                    del pending[index]
+                    return wanted, path
+            time.sleep(0.5)  # only stack notebooks are left, and as many as may run do
 
     def work() -> None:
         while (taken := next_run()) is not None:
-            wanted, path, heavy = taken
+            wanted, path = taken
             try:
                 _run_notebook(ready[wanted][1], ready[wanted][0], path, folder / wanted / f"{path.stem}.json")
             finally:
-                if heavy:
-                    stack_free.release()
+                with taking:
+                    stacks_running.discard(path.stem)
 
     workers = [threading.Thread(target=work, name=f"other-pythons-{n}") for n in range(AT_ONCE)]
     for worker in workers:
