@@ -81,6 +81,39 @@ def test_a_poller_that_carries_on_is_watched_for_several_of_its_periods_then_sai
     assert settled.periodic == {7: pytest.approx(1.0)}
 
 
+def _caught_between_timer_and_step(polls, at_poll):
+    """``polls``, except that the poll at ``at_poll`` finds the task on no timer: its timer had fired, its next
+    step had not run yet (one instant of a loaded loop)."""
+
+    def caught(at):
+        alive, lag = polls(at)
+        if abs(at - at_poll) < 1e-6:
+            return dict.fromkeys(alive, (None, None)), lag
+        return alive, lag
+
+    return caught
+
+
+def test_a_poller_caught_once_between_its_timer_and_its_step_is_still_a_poller():
+    settled = _watch(Settle(cap=10, least=0.3), _caught_between_timer_and_step(_poller(1.0, ends_at=2.05), 1.0))
+    assert settled.outcome == "ended" and 2.0 <= settled.ended_at <= 2.2   # not "stopped" at 1.0 s
+
+
+def test_a_poller_that_carries_on_is_said_to_even_when_the_last_poll_caught_it_between_steps():
+    polls = _poller(1.0)
+    first = _watch(Settle(cap=10, least=0.3), polls)
+    settled = _watch(Settle(cap=10, least=0.3), _caught_between_timer_and_step(polls, round(first.at, 1)))
+    assert settled.outcome == "stopped" and settled.periodic == {7: pytest.approx(1.0)}
+
+
+def test_a_task_found_on_no_timer_twice_in_a_row_waits_on_something_else():
+    def polls(at):
+        return {1: (max(0.0, 0.2 - at), 0.2) if at < 0.2 else (None, None)}, 0.0
+
+    settled = _watch(Settle(cap=10, least=0.3), polls)
+    assert settled.outcome == "stopped" and settled.sleeping == frozenset() and settled.periodic == {}
+
+
 def test_a_slow_poller_is_watched_until_the_cap_at_most():
     settled = _watch(Settle(cap=4, least=0.3), _poller(2.0))
     assert settled.outcome == "cap" and 4.0 <= settled.at < 4.2 and 7 in settled.periodic

@@ -104,6 +104,8 @@ class Settle:
     def __init__(self, cap: float, least: float, server_wait: float = 0.0) -> None:
         self.cap, self.least, self.server_wait = cap, least, server_wait
         self.wakes: dict[int, set[float]] = {}
+        self.untimed: dict[int, int] = {}
+        """Task id -> polls in a row that found it on no timer."""
         self.last_ids: frozenset[int] | None = None
         self.last_change = 0.0
         self.previous_at: float | None = None
@@ -129,9 +131,9 @@ class Settle:
             return Settled("ended", at, ended_at=self.last_change, extended=self.extended)
         timers, periods = [], {}
         for key, (wake_in, wake_at) in poll.alive.items():
-            if wake_in is None or wake_at is None:
+            wake_in = self._timer(key, wake_in, wake_at)
+            if wake_in is None:
                 continue
-            self.wakes.setdefault(key, set()).add(round(wake_at, 3))
             period = self.period(key)
             if period is not None:
                 periods[key] = period
@@ -147,11 +149,27 @@ class Settle:
             self.extended += step
         return None
 
+    def _timer(self, key: int, wake_in: float | None, wake_at: float | None) -> float | None:
+        """Seconds until ``key``'s timer wakes it, recording the wake time; None: it waits on something else.
+
+        A task found on no timer once, right after one, was caught between its timer firing and its next step
+        (each poll is one instant, and on a loaded host the two fall together more often): due now. Found so
+        twice in a row, or never seen on a timer, it waits on something else (a send that does not return)."""
+        if wake_in is not None and wake_at is not None:
+            self.wakes.setdefault(key, set()).add(round(wake_at, 3))
+            self.untimed[key] = 0
+            return wake_in
+        self.untimed[key] = self.untimed.get(key, 0) + 1
+        return 0.0 if self._on_timer(key) else None
+
+    def _on_timer(self, key: int) -> bool:
+        return key in self.wakes and self.untimed.get(key, 0) <= 1
+
     def _stopped(self, outcome: str, poll: Poll) -> Settled:
         sleeping, periodic = set(), {}
-        for key, (wake_in, _) in poll.alive.items():
-            if wake_in is None:  # waits on something other than a timer now (a send that does not return)
-                continue
+        for key in poll.alive:
+            if not self._on_timer(key):
+                continue  # waits on something other than a timer now (a send that does not return)
             period = self.period(key)
             if period is not None:
                 periodic[key] = period
