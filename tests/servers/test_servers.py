@@ -112,14 +112,20 @@ def test_daphne_keeps_the_articles_loop_until_its_application_close_timeout_then
     left = time.monotonic()
     for way, group in groups.items():
         clients.leave(group, way)
-    assert lab.count_alive({"loop": seed.get_metrics}) == {"loop": N * len(WAYS)}  # still running
+    # still running, but for a clean client's handler whose send fell inside the close handshake (it raised)
+    assert lab.count_alive({"loop": seed.get_metrics})["loop"] >= N * (len(WAYS) - 1)
     assert eventually(lambda: lab.count_alive({"loop": seed.get_metrics}) == {"loop": 0}, timeout=30)
     lifetime = time.monotonic() - left
     print(f"daphne cancelled the article's loop {lifetime:.1f} s after the clients left "
           f"(application_close_timeout={DAPHNE_CLOSE_TIMEOUT} s, checked every second)")
     assert lifetime >= DAPHNE_CLOSE_TIMEOUT
-    killed = [r for r in lab.log.records if "took too long to shut down and was killed" in r.getMessage()]
-    assert len(killed) == N * len(WAYS)
+
+    def logged(text: str) -> int:
+        return sum(text in r.getMessage() for r in lab.log.records)
+
+    killed, raised = "took too long to shut down and was killed", "Attempt to send on a closed protocol"
+    assert eventually(lambda: logged(killed) + logged(raised) == N * len(WAYS))
+    assert logged(killed) >= N * (len(WAYS) - 1)  # only the clean clients' handlers can raise (autobahn's Disconnected)
 
 
 @pytest.mark.parametrize("server", ALL)
