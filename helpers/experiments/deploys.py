@@ -43,6 +43,7 @@ class Shutdown:
     seconds: float | None
     """Seconds from SIGINT to the process's exit; None: still running after ``gave_up_after``."""
     gave_up_after: float
+    """Seconds after SIGINT at which the lab stopped waiting and killed the process."""
     closes: tuple[str, ...]
     """What each client that stayed saw: a close code and its reason, "no close frame" (the TCP
     connection ended without one) or "nothing" (within ``gave_up_after``)."""
