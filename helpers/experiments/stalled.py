@@ -54,7 +54,7 @@ TEARDOWN = 0.5
 graceful timeout (3 s) for handlers that never end."""
 START_TIMEOUT = 20.0
 """Seconds for the clients' handlers to start: generous, for a loaded classroom host."""
-STALL = 10.0
+STALL = 30.0
 """Seconds without progress (a message received, a connection closed, a handler ended) after which
 the clients' reading again is taken as done: on a loaded host they read the megabytes waiting for them slowly."""
 LONGEST = 60.0
@@ -112,6 +112,8 @@ class Stalled:
     handlers_after_reading: int = 0
     """Handlers still running once the clients read again and had read what was waiting for them."""
     connections_after_reading: int = 0
+    reading_again: str = ""
+    """How the waits after the clients read again went (for a failing assert's message)."""
     client_rcvbuf: int | None = CLIENT_RCVBUF
     """The receive buffer the clients fixed, bytes; None: the kernel's own (autotuned) size."""
     compression: str = "none"
@@ -210,8 +212,9 @@ def _all_started(worker: Worker, path: str, n: int) -> None:
 
 
 def _after_reading_again(worker: Worker, sockets: WorkerSockets, group: clients.ClientGroup,
-                         reading: dict[str, Any]) -> tuple[int, int]:
-    """(handlers, connections) left once the clients, reading again, have read what was waiting for them.
+                         reading: dict[str, Any]) -> tuple[int, int, str]:
+    """(handlers, connections) left once the clients, reading again, have read what was waiting for them, and how
+    the waits went (``Stalled.reading_again``).
 
     Events, not a time: the connections the reading found being closed (a ping timeout logged, a handler ended,
     nginx's ``send_timeout``) are waited for until their clients see the close, the others until the clients
@@ -232,11 +235,19 @@ def _after_reading_again(worker: Worker, sockets: WorkerSockets, group: clients.
     def progress() -> tuple[int, int, int]:  # a message received, a close seen, a handler ended
         return group.received(), closed(), worker.handlers()
 
-    wait_while_moving(lambda: closed() >= closing and (closed() == n or group.received() >= handed_over), progress,
-                      stall=STALL, longest=LONGEST, interval=POLL)
-    wait_while_moving(lambda: sockets.open() <= n - closed() and worker.handlers() <= n - closed() + unreachable,
-                      progress, stall=STALL, longest=LONGEST, interval=POLL)
-    return settled(lambda: (worker.handlers(), sockets.open()), settle=0.3, longest=3.0)
+    seen = wait_while_moving(lambda: closed() >= closing and (closed() == n or group.received() >= handed_over),
+                             progress, stall=STALL, longest=LONGEST, interval=POLL)
+    seen_closed, seen_received = closed(), group.received()
+    left = wait_while_moving(lambda: sockets.open() <= n - closed() and worker.handlers() <= n - closed() + unreachable,
+                             progress, stall=STALL, longest=LONGEST, interval=POLL)
+    handlers, connections = settled(lambda: (worker.handlers(), sockets.open()), settle=0.3, longest=3.0)
+    how = (f"{_waited(seen)} until {seen_closed} of {n} clients saw a close ({closing} expected) and they had "
+           f"{seen_received} of {handed_over} messages; {_waited(left)} for the worker's side")
+    return handlers, connections, how
+
+
+def _waited(seconds: float | None) -> str:
+    return f"gave up after {STALL:g} s without progress" if seconds is None else f"{seconds:.1f} s"
 
 
 CONTRAST_PATH = "/ws/firehose"
