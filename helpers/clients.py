@@ -91,12 +91,28 @@ class Client:
 
         async def switch() -> None:
             if hold and self.reader is not None:
-                self.reader.cancel()  # nothing consumes: the library stops reading once its queue is full
-                self.reader = None
+                reader, self.reader = self.reader, None
+                reader.cancel()  # nothing consumes: the library stops reading once its queue is full
+                await asyncio.wait([reader])  # its receive has ended: a later reader's cannot collide with it
             elif not hold and self.reader is None:
                 self.reader = asyncio.create_task(self._read())
 
         _client_loop().call(switch(), CALL_TIMEOUT)
+
+    def restart_reading(self) -> bool:
+        """Start a new reader in place of the current one; True if that one had ended (with an error: it is
+        re-raised nowhere, so a reader that died would otherwise leave the client silently not reading)."""
+
+        async def restart() -> bool:
+            old, died = self.reader, False
+            if old is not None:
+                died = old.done() and not old.cancelled() and old.exception() is not None
+                old.cancel()
+                await asyncio.wait([old])  # its receive must have ended before another starts
+            self.reader = asyncio.create_task(self._read())
+            return died
+
+        return _client_loop().call(restart(), CALL_TIMEOUT)
 
     @property
     def close_reason(self) -> str | None:
