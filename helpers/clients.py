@@ -91,9 +91,7 @@ class Client:
 
         async def switch() -> None:
             if hold and self.reader is not None:
-                reader, self.reader = self.reader, None
-                reader.cancel()  # nothing consumes: the library stops reading once its queue is full
-                await asyncio.wait([reader])  # its receive has ended: a later reader's cannot collide with it
+                await self._stop_reader()  # nothing consumes: the library stops reading once its queue is full
             elif not hold and self.reader is None:
                 self.reader = asyncio.create_task(self._read())
 
@@ -104,15 +102,21 @@ class Client:
         re-raised nowhere, so a reader that died would otherwise leave the client silently not reading)."""
 
         async def restart() -> bool:
-            old, died = self.reader, False
-            if old is not None:
-                died = old.done() and not old.cancelled() and old.exception() is not None
-                old.cancel()
-                await asyncio.wait([old])  # its receive must have ended before another starts
+            old = self.reader
+            died = old is not None and old.done() and not old.cancelled() and old.exception() is not None
+            await self._stop_reader()
             self.reader = asyncio.create_task(self._read())
             return died
 
         return _client_loop().call(restart(), CALL_TIMEOUT)
+
+    async def _stop_reader(self) -> None:
+        """Cancel the reader and wait until its receive has ended: a receive still running would make the next
+        reader's fail at once (websockets' ConcurrencyError), and that reader's task would die unseen."""
+        reader, self.reader = self.reader, None
+        if reader is not None:
+            reader.cancel()
+            await asyncio.wait([reader])
 
     @property
     def close_reason(self) -> str | None:
