@@ -126,6 +126,18 @@ def found(paths: Iterable[tuple[Path, str]] | None = None) -> list[Interpreter]:
     return ordered[:1] + sorted(ordered[1:], key=_version_key)
 
 
+def one_per_minor(interpreters: Sequence[Interpreter]) -> list[Interpreter]:
+    """The first of ``interpreters`` (the kernel's, as ``found()`` orders them), then the newest of each other minor
+    version: what notebook 09 measures, since the behaviour it shows changes between minor versions, not patches."""
+    if not interpreters:
+        return []
+    first, newest = interpreters[0], {}
+    for interpreter in sorted(interpreters[1:], key=_version_key):
+        if interpreter.minor != first.minor:
+            newest[interpreter.minor] = interpreter
+    return [first, *(newest[minor] for minor in sorted(newest))]
+
+
 def _version_key(interpreter: Interpreter) -> tuple[int, ...]:
     return tuple(int(part) for part in interpreter.version.split(".")[:3] if part.isdigit())
 

@@ -1,6 +1,7 @@
-"""A deploy measured on every Python found here: whether hypercorn's graceful timeout ends a hang depends on it.
+"""A deploy measured on each Python found here: whether hypercorn's graceful timeout ends a hang depends on it.
 
-For each CPython found on this machine (``helpers.pythons``), ``measure`` runs, in that interpreter:
+For each CPython found on this machine (``helpers.pythons``; notebook 09 takes one per minor version), ``measure``
+runs, in that interpreter:
 
 * ``wait_closed.py`` (standard library): does asyncio's ``Server.wait_closed()`` return while a connection's
   handler still runs, and does asyncio log an error when that handler is cancelled;
@@ -112,15 +113,20 @@ def _run_json(command: list[str], timeout: float, what: str) -> Any:
 def measure(interpreter: pythons.Interpreter, *, grace: int = 1, give_up_after: float = 5.0) -> PythonRow:
     """The row of one Python, measured now; a Python that cannot be measured gives a row saying why."""
     row = PythonRow(interpreter.version, interpreter.where, MEASURED)
-    try:
-        probe = _run_json([str(interpreter.path), "-I", str(PROBE)], PROBE_TIMEOUT,
-                          f"asyncio's probe on Python {interpreter.version}")
-        python = _servers_python(interpreter)
+
+    def deploys() -> Any:
         request = {"cases": [asdict(case) for case in cases(grace)], "give_up_after": give_up_after}
-        found = _run_json([str(python), "-m", "helpers.experiments.deploys", json.dumps(request)],
-                          PROBE_TIMEOUT + 3 * give_up_after, f"The deploys on Python {interpreter.version}")
-    except LabError as error:
-        return replace(row, problem=str(error))
+        return _run_json([str(_servers_python(interpreter)), "-m", "helpers.experiments.deploys", json.dumps(request)],
+                         PROBE_TIMEOUT + 3 * give_up_after, f"The deploys on Python {interpreter.version}")
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # the probe and the deploys side by side
+        deployed = pool.submit(deploys)
+        try:
+            probe = _run_json([str(interpreter.path), "-I", str(PROBE)], PROBE_TIMEOUT,
+                              f"asyncio's probe on Python {interpreter.version}")
+            found = deployed.result()
+        except LabError as error:
+            return replace(row, problem=str(error))
     hypercorn_leak, hypercorn_pattern_connected, uvicorn_timeout = (shutdown_from_json(item) for item in found)
     return replace(row, wait_closed_returned=probe["wait_closed_returned"],
                    cancel_logged_an_error=probe["cancel_logged_an_error"], hypercorn_leak=hypercorn_leak,
@@ -133,6 +139,32 @@ def across(interpreters: list[pythons.Interpreter] | None = None, *, grace: int 
     found = pythons.found() if interpreters is None else interpreters
     with concurrent.futures.ThreadPoolExecutor(max(1, len(found))) as pool:
         return list(pool.map(lambda i: measure(i, grace=grace, give_up_after=give_up_after), found))
+
+
+@dataclass(frozen=True)
+class Measuring:
+    """``across``, running in the background (``start``): the interpreters it measures, and its rows when done."""
+
+    interpreters: list[pythons.Interpreter]
+    """The Pythons being measured, one row each, in this order."""
+    future: concurrent.futures.Future[list[PythonRow]]
+
+    def result(self) -> list[PythonRow]:
+        """The rows, in the order of ``interpreters``; waits for them if the measurement is still running."""
+        return self.future.result()
+
+
+_background: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def start(interpreters: list[pythons.Interpreter], *, grace: int = 1, give_up_after: float = 5.0) -> Measuring:
+    """``across(interpreters)``, started in the background, so that a notebook goes on while it runs (it waits
+    ``give_up_after`` on every hang). One measurement at a time: a second start runs after the first."""
+    global _background
+    if _background is None:
+        _background = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="deploys-on-every-python")
+    future = _background.submit(across, interpreters, grace=grace, give_up_after=give_up_after)
+    return Measuring(list(interpreters), future)
 
 
 @dataclass(frozen=True)

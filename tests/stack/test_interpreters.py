@@ -45,6 +45,16 @@ def test_found_keeps_the_first_of_two_paths_to_one_version():
 
 
 @pytest.mark.fast
+def test_one_per_minor_keeps_the_kernels_python_first_then_the_newest_patch_of_each_other_minor():
+    def python(version: str, where: str = "pyenv's") -> pythons.Interpreter:
+        return pythons.Interpreter(Path(f"/x/{version}"), version, where)
+
+    kernel = python("3.11.7", pythons.KERNEL)
+    found = [kernel, python("3.11.2", "Debian's"), python("3.12.0"), python("3.12.1"), python("3.13.0")]
+    assert [i.version for i in pythons.one_per_minor(found)] == ["3.11.7", "3.12.1", "3.13.0"]
+    assert pythons.one_per_minor([]) == []
+
+
 @pytest.mark.fast
 def test_a_pyenv_folder_this_user_may_not_read_holds_no_python_and_raises_nothing(monkeypatch, tmp_path: Path):
     (tmp_path / "versions").mkdir()
@@ -72,6 +82,16 @@ def test_a_python_that_cannot_run_the_deploys_gives_a_row_saying_why_not_a_crash
     assert not row.measured
     assert row.problem.startswith("asyncio's probe on Python 3.12.9 failed: no such interpreter")
     assert "not measured: " in interpreters.table([row])
+
+
+def test_a_measurement_started_in_the_background_gives_its_rows_in_order(tmp_path: Path):
+    broken = tmp_path / "python3"
+    broken.write_text("#!/bin/sh\necho 'no such interpreter' >&2\nexit 3\n")
+    broken.chmod(0o755)
+    given = [pythons.Interpreter(broken, "3.12.9", "given"), pythons.Interpreter(broken, "3.13.9", "given")]
+    measuring = interpreters.start(given)
+    assert measuring.interpreters == given
+    assert [row.version for row in measuring.result()] == ["3.12.9", "3.13.9"]
 
 
 OTHERS = [python for python in pythons.found() if python.path != Path(sys.executable)]
