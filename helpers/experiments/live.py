@@ -192,8 +192,8 @@ def run_watched(lab: Any, measure: Callable[[], T], *, period: float = PERIOD,
     sampler = threading.Thread(target=sample_until_done, name="lab-stack-sampler", daemon=True)
     with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="lab-stack-measure") as pool:
         future = pool.submit(measure)
-        sampler.start()
-        try:
+        try:  # from here on, an interrupt stops the stack, which ends the measurement the pool waits for
+            sampler.start()
             while not future.done():
                 concurrent.futures.wait([future], timeout=REDRAW_SECONDS)
                 if watch.samples and not future.done():
@@ -203,7 +203,8 @@ def run_watched(lab: Any, measure: Callable[[], T], *, period: float = PERIOD,
             raise
         finally:
             done.set()
-            sampler.join(5.0)
+            if sampler.ident is not None:
+                sampler.join(5.0)
         result = future.result()  # the measurement's own error, if any, not the sampler's
     watch.try_sample()
     if watch.samples:
