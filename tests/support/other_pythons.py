@@ -182,6 +182,11 @@ def run_all(folder: Path) -> None:
         worker.join()
 
 
+_started: dict[int, subprocess.Popen[bytes]] = {}
+"""The runners this process started, by pid: kept until ``stop`` reaps them (a Popen dropped while its process runs
+prints a ResourceWarning, "subprocess ... is still running", in the middle of pytest's output)."""
+
+
 def start(folder: Path) -> None:
     """Start the background runs for this session, once (later calls find them started)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -192,6 +197,7 @@ def start(folder: Path) -> None:
         with open(folder / "runner.log", "w") as log:
             process = subprocess.Popen([sys.executable, "-m", "tests.support.other_pythons", str(folder)], cwd=ROOT,
                                        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        _started[process.pid] = process
         (folder / "pid").write_text(str(process.pid))
 
 
@@ -222,8 +228,11 @@ def stop(folder: Path) -> None:
     pid = int(pid_file.read_text())
     if _alive(pid):
         os.killpg(pid, signal.SIGTERM)
+    if pid in _started:
+        _started.pop(pid).wait()  # this session's main process started it: reap it
+        return
     with contextlib.suppress(ChildProcessError):  # not this process's child
-        os.waitpid(pid, 0)  # this session's main process started it: reap it
+        os.waitpid(pid, 0)
 
 
 def result(folder: Path, name: str, *, timeout: float) -> dict[str, Any]:
