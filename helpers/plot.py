@@ -183,6 +183,95 @@ def small_multiples(curves: Mapping[str, Curve], *, finding: str, xlabel: str, y
     return fig
 
 
+Series = tuple[Sequence[float], Sequence[float]]
+"""x and y values of one line."""
+
+
+def labelled_lines(panels: Mapping[str, Mapping[str, Series]], *, xlabel: str, ylabels: Sequence[str], finding: str,
+                   columns: int = 2, xmax: float | None = None) -> Figure:
+    """One panel per entry of ``panels``, keyed by its title (what the panel shows), ``columns`` to a row. Each series
+    is a line with markers, named at its end rather than in a legend; the series take the palette's colours in order,
+    the same in every panel."""
+    rows = -(-len(panels) // columns)
+    fig = Figure(figsize=(6.5 * columns, 4.5 * rows), layout="constrained")
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    for ax, ylabel, (title, lines) in zip(axes, ylabels, panels.items(), strict=False):
+        for colour, (label, (x, y)) in zip(PALETTE, lines.items(), strict=False):
+            ax.plot(x, y, "o-", color=colour, lw=2.5)
+            ax.annotate(label, (x[-1], y[-1]), xytext=(6, 0), textcoords="offset points", va="center",
+                        color=colour, fontsize=FONT_SIZE - 1, fontweight="bold")
+        style_axes(ax, title, xlabel=xlabel, ylabel=ylabel)
+        ax.set_title(textwrap.fill(title, 58), fontsize=FONT_SIZE - 1, loc="left")   # a panel is 6.5 in wide
+        if xmax is not None:
+            ax.set_xlim(0, xmax)
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    state_finding(fig, finding)
+    return fig
+
+
+Mark = tuple[float, str]
+"""(x, label): a step of a measurement, drawn as a dotted vertical line."""
+
+
+def draw_marks(ax: Axes, marks: Sequence[Mark], top: float) -> None:
+    """A measurement's steps as dotted vertical lines, labelled near ``top``, every other label a little lower."""
+    for i, (x, label) in enumerate(marks):
+        ax.axvline(x, color="#777777", lw=1.2, ls=":")
+        ax.annotate(label, (x, top * (1.4 - 0.1 * (i % 2))), xytext=(3, 0), textcoords="offset points",
+                    fontsize=FONT_SIZE - 4, va="top")
+
+
+def paired_panels(times: Sequence[float], panels: Mapping[str, Mapping[str, Sequence[int]]], *, marks: Sequence[Mark],
+                  xlabel: str, ylabel: str, finding: str) -> Figure:
+    """One panel per entry of ``panels`` (keyed by its title), on a shared y axis: the first series solid, the second
+    dashed, each labelled with its last value at the line's end (the first below it, the second above)."""
+    fig = Figure(figsize=(4.8 * len(panels), 4.2), layout="constrained")
+    axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+    top = max([1] + [max(values, default=0) for series in panels.values() for values in series.values()])
+    for ax, (title, series) in zip(axes, panels.items(), strict=True):
+        for i, (colour, style, (label, values)) in enumerate(zip(PALETTE, ("-", "--"), series.items(), strict=False)):
+            ax.plot(times, values, color=colour, lw=3, ls=style, drawstyle="steps-post")
+            if times:
+                ax.annotate(f"{label} {values[-1]}", (times[-1], values[-1]), xytext=(-4, 5 if i else -5),
+                            textcoords="offset points", ha="right", va="bottom" if i else "top", color=colour,
+                            fontsize=FONT_SIZE - 3)
+        style_axes(ax, title, xlabel=xlabel, ylabel=ylabel)
+        ax.set_ylim(-0.2 * top, top * 1.45)
+        draw_marks(ax, marks, top)
+    state_finding(fig, finding)
+    return fig
+
+
+def workers_figure(times: Sequence[float], handlers: Mapping[str, Sequence[int]],
+                   redis: tuple[Sequence[int | None], Sequence[int | None]] | None, *, marks: Sequence[Mark],
+                   xlabel: str, finding: str) -> Figure:
+    """Live handlers per worker and all together; beside them, when ``redis`` is given, the connections and
+    subscriptions Redis itself counts. Legends below the panels."""
+    fig = Figure(figsize=(12 if redis else 7, 4.2), layout="constrained")
+    axes = fig.subplots(1, 2 if redis else 1, squeeze=False)[0]
+    for colour, (name, values) in zip(PALETTE, handlers.items(), strict=False):
+        axes[0].plot(times, values, color=colour, linewidth=3, label=name, drawstyle="steps-post")
+    totals = [sum(column) for column in zip(*handlers.values(), strict=True)] if handlers else []
+    axes[0].plot(times[:len(totals)], totals, color="black", linewidth=2, linestyle="--", label="all workers",
+                 drawstyle="steps-post")
+    style_axes(axes[0], "Live WebSocket handlers, per worker (their own reports)", xlabel=xlabel,
+               ylabel="handlers (count)")
+    if redis:
+        clients, subscriptions = redis
+        axes[1].plot(times, clients, color=PALETTE[4], linewidth=3, label="connections (CLIENT LIST)",
+                     drawstyle="steps-post")
+        axes[1].plot(times, subscriptions, color=PALETTE[5], linewidth=3, linestyle="--", label="subscriptions",
+                     drawstyle="steps-post")
+        style_axes(axes[1], "What Redis itself counts", xlabel=xlabel, ylabel="connections, subscriptions")
+    for ax in axes:
+        ax.set_ylim(bottom=0)
+        ax.legend(fontsize=FONT_SIZE - 3, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=3, frameon=False)
+        draw_marks(ax, marks, ax.get_ylim()[1] / 1.45)
+    state_finding(fig, finding)
+    return fig
+
+
 def png(fig: Figure, dpi: int = 80) -> bytes:
     """The figure as PNG bytes."""
     buffer = io.BytesIO()

@@ -21,11 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from helpers.errors import LabError
-from helpers.plot import FONT_SIZE, PALETTE, LiveImage, state_finding, style_axes
+from helpers.plot import LiveImage, paired_panels, workers_figure
 
 T = TypeVar("T")
 PERIOD = 0.1
@@ -111,62 +110,22 @@ class StackWatch:
         times = [s.t for s in list(self.samples)]
         return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
 
-    def _draw_marks(self, ax: Axes, top: float) -> None:
-        for i, (t, label) in enumerate(self.marks):
-            ax.axvline(t, color="#777777", lw=1.2, ls=":")
-            ax.annotate(label, (t, top * (1.4 - 0.1 * (i % 2))), xytext=(3, 0), textcoords="offset points",
-                        fontsize=FONT_SIZE - 4, va="top")
-
-    def _group_figure(self, samples: list[StackSample]) -> Figure:
-        """One panel per version: its live handlers and its Redis subscriptions, labelled at the lines' ends."""
-        fig = Figure(figsize=(4.8 * len(self.groups), 4.2), layout="constrained")
-        axes = fig.subplots(1, len(self.groups), sharey=True, squeeze=False)[0]
-        times = [s.t for s in samples]
-        top = max([1] + [max(s.alive.get(f, 0), s.named_subscriptions.get(n, 0))
-                         for s in samples for f, n in self.groups.values()])
-        for ax, (version, (function, name)) in zip(axes, self.groups.items(), strict=True):
-            series = [("handlers", [s.alive.get(function, 0) for s in samples], PALETTE[0], "-"),
-                      ("Redis subscriptions", [s.named_subscriptions.get(name, 0) for s in samples], PALETTE[1], "--")]
-            for i, (label, values, colour, style) in enumerate(series):
-                ax.plot(times, values, color=colour, lw=3, ls=style, drawstyle="steps-post")
-                if times:   # labelled at the line's end: the handlers' below it, the subscriptions' above
-                    ax.annotate(f"{label} {values[-1]}", (times[-1], values[-1]), xytext=(-4, 5 if i else -5),
-                                textcoords="offset points", ha="right", va="bottom" if i else "top", color=colour,
-                                fontsize=FONT_SIZE - 3)
-            style_axes(ax, self.findings.get(version, version), xlabel=WATCH_AXIS, ylabel="count (all workers)")
-            ax.set_ylim(-0.2 * top, top * 1.45)
-            self._draw_marks(ax, top)
-        state_finding(fig, self.finding)
-        return fig
-
     def figure(self) -> Figure:
+        """The samples so far: one panel per version in ``groups``, else the workers' handlers and Redis's counts."""
         samples = list(self.samples)   # the sampler may append meanwhile
-        if self.groups:
-            return self._group_figure(samples)
-        with_redis = any(s.redis_clients is not None for s in samples)
-        fig = Figure(figsize=(12 if with_redis else 7, 4.2), layout="constrained")
-        axes = fig.subplots(1, 2 if with_redis else 1, squeeze=False)[0]
         times = [s.t for s in samples]
+        if self.groups:
+            panels = {self.findings.get(version, version): {
+                "handlers": [s.alive.get(function, 0) for s in samples],
+                "Redis subscriptions": [s.named_subscriptions.get(name, 0) for s in samples],
+            } for version, (function, name) in self.groups.items()}
+            return paired_panels(times, panels, marks=self.marks, xlabel=WATCH_AXIS, ylabel="count (all workers)",
+                                 finding=self.finding)
         names = list(samples[0].handlers) if samples else []
-        for colour, name in zip(PALETTE, names, strict=False):
-            axes[0].plot(times, [s.handlers[name] for s in samples], color=colour, linewidth=3, label=name,
-                         drawstyle="steps-post")
-        axes[0].plot(times, [sum(s.handlers.values()) for s in samples], color="black", linewidth=2,
-                     linestyle="--", label="all workers", drawstyle="steps-post")
-        style_axes(axes[0], "Live WebSocket handlers, per worker (their own reports)", xlabel=WATCH_AXIS,
-                   ylabel="handlers (count)")
-        if with_redis:
-            axes[1].plot(times, [s.redis_clients for s in samples], color=PALETTE[4], linewidth=3,
-                         label="connections (CLIENT LIST)", drawstyle="steps-post")
-            axes[1].plot(times, [s.redis_subscriptions for s in samples], color=PALETTE[5], linewidth=3,
-                         linestyle="--", label="subscriptions", drawstyle="steps-post")
-            style_axes(axes[1], "What Redis itself counts", xlabel=WATCH_AXIS, ylabel="connections, subscriptions")
-        for ax in axes:
-            ax.set_ylim(bottom=0)
-            ax.legend(fontsize=FONT_SIZE - 3, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=3, frameon=False)
-            self._draw_marks(ax, ax.get_ylim()[1] / 1.45)
-        state_finding(fig, self.finding)
-        return fig
+        handlers = {name: [s.handlers[name] for s in samples] for name in names}
+        with_redis = any(s.redis_clients is not None for s in samples)
+        redis = ([s.redis_clients for s in samples], [s.redis_subscriptions for s in samples]) if with_redis else None
+        return workers_figure(times, handlers, redis, marks=self.marks, xlabel=WATCH_AXIS, finding=self.finding)
 
     def draw(self) -> None:
         self.image.show(self.figure())

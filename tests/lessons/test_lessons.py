@@ -7,7 +7,7 @@ import pytest
 from helpers import findings
 from helpers.errors import LabError
 from helpers.findings import Finding, record_findings, summary_markdown
-from helpers.plot import compare_figure, small_multiples
+from helpers.plot import compare_figure, labelled_lines, paired_panels, small_multiples, workers_figure
 from helpers.prediction import record_guess, reveal, reveal_guess, reveal_unmeasured
 from helpers.sample import Sample
 from helpers.selfcheck import Question, render
@@ -92,6 +92,32 @@ def test_small_multiples_draw_one_panel_per_series_with_units_on_the_axes():
                           xlabel="seconds since the clients left (s)", ylabel="loops alive (count)")
     assert [ax.get_title(loc="left") for ax in fig.axes] == ["uvicorn", "hypercorn"]
     assert fig.axes[0].get_ylabel() == "loops alive (count)"
+
+
+def test_labelled_lines_name_each_line_at_its_end_with_no_legend_and_hide_unused_panels():
+    panels = {"Registry grows": {"leaky": ([1, 2], [1, 2]), "fixed": ([1, 2], [0, 0])},
+              "Memory grows": {"leaky": ([1, 2], [5, 9]), "fixed": ([1, 2], [5, 5])},
+              "CPU grows": {"leaky": ([1, 2], [1, 3]), "fixed": ([1, 2], [1, 1])}}
+    fig = labelled_lines(panels, xlabel="sessions that have left", ylabels=["entries", "blocks", "ms"],
+                         finding="Leaks.")
+    shown = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title(loc="left") for ax in shown] == list(panels)
+    assert all(ax.get_legend() is None for ax in shown)
+    assert [t.get_text() for t in shown[0].texts] == ["leaky", "fixed"]
+    assert len(fig.axes) - len(shown) == 1   # 3 panels on a 2 x 2 grid
+
+
+def test_paired_panels_and_the_workers_figure_keep_the_measurements_marks_and_units():
+    marks = [(0.5, "clients left")]
+    fig = paired_panels([0, 1], {"bare": {"handlers": [4, 2], "Redis subscriptions": [4, 4]}}, marks=marks,
+                        xlabel="seconds (s)", ylabel="count (all workers)", finding="Bare keeps them.")
+    assert [t.get_text() for t in fig.axes[0].texts] == ["handlers 2", "Redis subscriptions 4", "clients left"]
+    fig = workers_figure([0, 1], {"uvicorn-1": [2, 0], "uvicorn-2": [1, 1]}, None, marks=marks, xlabel="seconds (s)",
+                         finding="")
+    assert len(fig.axes) == 1 and fig.axes[0].get_ylabel() == "handlers (count)"
+    assert fig.axes[0].lines[2].get_label() == "all workers"
+    totals = fig.axes[0].lines[2].get_ydata()
+    assert [int(y) for y in totals] == [3, 1]  # type: ignore[union-attr, arg-type]
 
 
 def test_a_version_that_differs_from_the_pins_stops_a_lesson_but_not_under_the_canary(monkeypatch, capsys):
