@@ -254,7 +254,8 @@ def _after_reading_again(worker: Worker, sockets: WorkerSockets, group: clients.
 
 
 def _waited(seconds: float | None) -> str:
-    return f"gave up after {STALL:g} s without progress" if seconds is None else f"{seconds:.1f} s"
+    return (f"gave up ({STALL:g} s without progress, or {LONGEST:g} s in all)" if seconds is None
+            else f"{seconds:.1f} s")
 
 
 CONTRAST_PATH = "/ws/firehose"
