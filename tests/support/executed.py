@@ -34,9 +34,12 @@ LAB_GROUPS = 2
 JupyterLab and a Chromium of its own, and on a 2-core machine more of them at once only slow each other down."""
 
 
+LAB_GROUP_PREFIX = "lab-"
+
+
 def lab_group(index: int) -> pytest.MarkDecorator:
     """The test worker group (pytest-xdist's ``--dist loadgroup``) of the ``index``-th test that uses JupyterLab."""
-    return pytest.mark.xdist_group(f"lab-{index % LAB_GROUPS}")
+    return pytest.mark.xdist_group(f"{LAB_GROUP_PREFIX}{index % LAB_GROUPS}")
 
 
 def notebook_params(paths: list[Path]) -> list[object]:
