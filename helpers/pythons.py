@@ -1,10 +1,10 @@
 """The CPython interpreters on this machine, and a cached virtual environment per interpreter.
 
-Notebook 09 measures a server's shutdown on every interpreter it finds here; the test suite runs every notebook on them
-(``tests/notebooks/test_pythons.py``). An interpreter is looked for on ``PATH`` (``python3``, ``python3.11`` ...), in
-``/usr/bin`` and ``/usr/local/bin``, and in pyenv's versions folder. pyenv's shims are skipped: a shim runs whichever
-version the current folder selects, and fails for the others. Only CPython 3.11 or newer is kept (what the lab needs),
-one interpreter per version, the first found.
+Notebook 09 runs an asyncio probe on every interpreter it finds here, and a server's shutdown on one per minor
+version; the test suite runs every notebook on them (``tests/notebooks/test_pythons.py``). An interpreter is looked
+for on ``PATH`` (``python3``, ``python3.11`` ...), in ``/usr/bin`` and ``/usr/local/bin``, and in pyenv's versions
+folder. pyenv's shims are skipped: a shim runs whichever version the current folder selects, and fails for the
+others. Only CPython 3.11 or newer is kept (what the lab needs), one interpreter per version, the first found.
 
 Standard library only, so that it also runs where the lab's packages are not installed.
 """
@@ -128,7 +128,7 @@ def found(paths: Iterable[tuple[Path, str]] | None = None) -> list[Interpreter]:
 
 def one_per_minor(interpreters: Sequence[Interpreter]) -> list[Interpreter]:
     """The first of ``interpreters`` (the kernel's, as ``found()`` orders them), then the newest of each other minor
-    version: what notebook 09 measures, since the behaviour it shows changes between minor versions, not patches."""
+    version: where notebook 09 measures its deploys, whose outcome changes between minor versions."""
     if not interpreters:
         return []
     first, newest = interpreters[0], {}

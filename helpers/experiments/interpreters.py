@@ -1,13 +1,13 @@
 """A deploy measured on each Python found here: whether hypercorn's graceful timeout ends a hang depends on it.
 
-For each CPython found on this machine (``helpers.pythons``; notebook 09 takes one per minor version), ``measure``
-runs, in that interpreter:
+For each CPython found on this machine (``helpers.pythons``), ``measure`` runs, in that interpreter:
 
 * ``wait_closed.py`` (standard library): does asyncio's ``Server.wait_closed()`` return while a connection's
   handler still runs, and does asyncio log an error when that handler is cancelled;
-* three deploys (``helpers.experiments.deploys``), in a virtual environment holding the same versions of the servers
-  as this kernel: hypercorn with the leak and the clients gone, hypercorn with the pattern and the clients
-  still connected, uvicorn with ``--timeout-graceful-shutdown`` and the leak.
+* on one Python per minor version (``pythons.one_per_minor``), three deploys (``helpers.experiments.deploys``), in a
+  virtual environment holding the same versions of the servers as this kernel: hypercorn with the leak and the
+  clients gone, hypercorn with the pattern and the clients still connected, uvicorn with
+  ``--timeout-graceful-shutdown`` and the leak.
 
 Where a Python cannot be measured here (none found, no package index), ``with_recorded`` adds the rows recorded
 with the lab, each labelled as recorded, with its date and versions.
@@ -99,8 +99,9 @@ def _servers_python(interpreter: pythons.Interpreter) -> Path:
 def _run_json(command: list[str], timeout: float, what: str) -> Any:
     paths = (str(ROOT), str(CHECKER_SOURCE), os.environ.get("PYTHONPATH"))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p), "PYTHON_COLORS": "0"}
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
+    try:  # a session of its own: the kernel's interrupt button (SIGINT to its process group) does not reach it
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env,
+                              start_new_session=True)
     except subprocess.TimeoutExpired:
         raise LabError(f"{what} did not finish within {timeout:.0f} s.") from None
     lines = [line for line in done.stdout.splitlines() if line.startswith(("{", "["))]
@@ -110,17 +111,27 @@ def _run_json(command: list[str], timeout: float, what: str) -> Any:
     return json.loads(lines[-1])
 
 
-def measure(interpreter: pythons.Interpreter, *, grace: int = 1, give_up_after: float = 5.0) -> PythonRow:
-    """The row of one Python, measured now; a Python that cannot be measured gives a row saying why."""
+def measure(interpreter: pythons.Interpreter, *, grace: int = 1, give_up_after: float = 5.0,
+            deploys: bool = True) -> PythonRow:
+    """The row of one Python, measured now; a Python that cannot be measured gives a row saying why.
+    ``deploys=False``: asyncio's probe only (a second Python of a minor version whose deploys are measured)."""
     row = PythonRow(interpreter.version, interpreter.where, MEASURED)
+    if not deploys:
+        try:
+            probe = _run_json([str(interpreter.path), "-I", str(PROBE)], PROBE_TIMEOUT,
+                              f"asyncio's probe on Python {interpreter.version}")
+        except LabError as error:
+            return replace(row, problem=str(error))
+        return replace(row, wait_closed_returned=probe["wait_closed_returned"],
+                       cancel_logged_an_error=probe["cancel_logged_an_error"])
 
-    def deploys() -> Any:
+    def run_deploys() -> Any:
         request = {"cases": [asdict(case) for case in cases(grace)], "give_up_after": give_up_after}
         return _run_json([str(_servers_python(interpreter)), "-m", "helpers.experiments.deploys", json.dumps(request)],
                          PROBE_TIMEOUT + 3 * give_up_after, f"The deploys on Python {interpreter.version}")
 
     with concurrent.futures.ThreadPoolExecutor(1) as pool:  # the probe and the deploys side by side
-        deployed = pool.submit(deploys)
+        deployed = pool.submit(run_deploys)
         try:
             probe = _run_json([str(interpreter.path), "-I", str(PROBE)], PROBE_TIMEOUT,
                               f"asyncio's probe on Python {interpreter.version}")
@@ -135,10 +146,13 @@ def measure(interpreter: pythons.Interpreter, *, grace: int = 1, give_up_after: 
 
 def across(interpreters: list[pythons.Interpreter] | None = None, *, grace: int = 1,
            give_up_after: float = 5.0) -> list[PythonRow]:
-    """One measured row per Python (every one found here by default), measured side by side."""
+    """One measured row per Python (every one found here by default), measured side by side: asyncio's probe on
+    each, the deploys on one per minor version (``pythons.one_per_minor``), since they differ between minors."""
     found = pythons.found() if interpreters is None else interpreters
+    deployed = {interpreter.path for interpreter in pythons.one_per_minor(found)}
     with concurrent.futures.ThreadPoolExecutor(max(1, len(found))) as pool:
-        return list(pool.map(lambda i: measure(i, grace=grace, give_up_after=give_up_after), found))
+        return list(pool.map(lambda i: measure(i, grace=grace, give_up_after=give_up_after,
+                                               deploys=i.path in deployed), found))
 
 
 @dataclass(frozen=True)
@@ -155,16 +169,22 @@ class Measuring:
 
 
 _background: concurrent.futures.ThreadPoolExecutor | None = None
+_pending: dict[tuple[tuple[Path, ...], int, float], Measuring] = {}
 
 
 def start(interpreters: list[pythons.Interpreter], *, grace: int = 1, give_up_after: float = 5.0) -> Measuring:
     """``across(interpreters)``, started in the background, so that a notebook goes on while it runs (it waits
-    ``give_up_after`` on every hang). One measurement at a time: a second start runs after the first."""
+    ``give_up_after`` on every hang). A start while the same measurement still runs (a cell run again) returns it."""
     global _background
+    key = (tuple(interpreter.path for interpreter in interpreters), grace, give_up_after)
+    running = _pending.get(key)
+    if running is not None and not running.future.done():
+        return running
     if _background is None:
         _background = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="deploys-on-every-python")
     future = _background.submit(across, interpreters, grace=grace, give_up_after=give_up_after)
-    return Measuring(list(interpreters), future)
+    _pending[key] = Measuring(list(interpreters), future)
+    return _pending[key]
 
 
 @dataclass(frozen=True)
@@ -225,6 +245,8 @@ def table(rows: list[PythonRow]) -> str:
         lines.append(f"| {row.version} ({row.where}) | {waits} | {_outcome(row.hypercorn_leak)} "
                      f"| {_outcome(row.hypercorn_pattern_connected)} | {_outcome(row.uvicorn_timeout)} "
                      f"| {row.source} |")
+    if any(row.measured and row.hypercorn_leak is None for row in rows):
+        lines.append("\n-: not deployed on that Python: the deploys run on one Python per minor version.")
     if any(row.source != MEASURED for row in rows):
         lines.append(f"\n{recorded().label}: rows from a run of this notebook's measurement on the lab's machine.")
     return "\n".join(lines)

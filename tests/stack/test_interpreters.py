@@ -94,6 +94,25 @@ def test_a_measurement_started_in_the_background_gives_its_rows_in_order(tmp_pat
     assert [row.version for row in measuring.result()] == ["3.12.9", "3.13.9"]
 
 
+def test_a_measurement_started_again_while_it_runs_is_the_same_one(tmp_path: Path):
+    slow = tmp_path / "python3"
+    slow.write_text("#!/bin/sh\nsleep 1\necho 'no such interpreter' >&2\nexit 3\n")
+    slow.chmod(0o755)
+    given = [pythons.Interpreter(slow, "3.12.9", "given")]
+    first, again = interpreters.start(given), interpreters.start(given)   # a cell run twice
+    assert again is first
+    first.result()
+    assert interpreters.start(given) is not first   # once it has ended, a start measures afresh
+
+
+def test_a_second_python_of_a_minor_version_gets_the_probe_and_no_deploys(tmp_path: Path):
+    kernel = pythons.found()[0]
+    same_minor = pythons.Interpreter(kernel.path, f"{kernel.minor[0]}.{kernel.minor[1]}.0", "given")
+    row = interpreters.measure(same_minor, deploys=False)
+    assert row.measured and row.wait_closed_returned is not None and row.hypercorn_leak is None
+    assert "-: not deployed on that Python" in interpreters.table([row])
+
+
 OTHERS = [python for python in pythons.found() if python.path != Path(sys.executable)]
 
 
