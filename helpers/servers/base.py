@@ -369,8 +369,13 @@ class InProcessServer(LabServer):
             answer: concurrent.futures.Future[dict[str, int]] = concurrent.futures.Future()
 
             def count_there() -> None:
-                if not answer.done():
-                    answer.set_result(awaitchain.count_alive(self.tasks(), codes))
+                # Running, it can no longer be cancelled: an asker that stopped waiting just before would otherwise
+                # make set_result raise here, and asyncio log "Exception in callback" (seen on a loaded CI host).
+                if answer.set_running_or_notify_cancel():
+                    try:
+                        answer.set_result(awaitchain.count_alive(self.tasks(), codes))
+                    except BaseException as error:  # noqa: BLE001 - handed to the asker
+                        answer.set_exception(error)
 
             try:
                 self.loop.call_soon_threadsafe(count_there)

@@ -114,13 +114,16 @@ class Reported:
         answer: concurrent.futures.Future[dict[str, int]] = concurrent.futures.Future()
 
         def count_there() -> None:
-            if answer.done():
+            if not answer.set_running_or_notify_cancel():  # the asker stopped waiting; running, it cannot
                 return
-            for task in asyncio.all_tasks(loop):
-                names = {code.co_name for code in chain_codes(task.get_coro())}
-                for name in self.watch:
-                    counts[name] += name in names
-            answer.set_result(counts)
+            try:
+                for task in asyncio.all_tasks(loop):
+                    names = {code.co_name for code in chain_codes(task.get_coro())}
+                    for name in self.watch:
+                        counts[name] += name in names
+                answer.set_result(counts)
+            except BaseException as error:  # noqa: BLE001 - handed to the asker
+                answer.set_exception(error)
 
         try:
             loop.call_soon_threadsafe(count_there)
