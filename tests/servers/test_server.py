@@ -113,16 +113,18 @@ def test_uvicorn_tracebacks_are_kept_in_the_server_log_not_printed(capfd):
 
 def test_a_count_that_outlasts_the_askers_wait_is_read_from_this_thread_and_logs_nothing(monkeypatch):
     from helpers.servers import base
+    from ws_leakcheck import awaitchain
 
     server = serve(endpoints.app)
-    count = base.awaitchain.count_alive
+    assert isinstance(server, UvicornServer)
+    count = awaitchain.count_alive
 
     def slow_on_the_loop(tasks, codes):   # the count on the loop outlasts the asker's wait, as on a loaded host
         if threading.get_ident() == server.thread.ident:
             time.sleep(3 * base.IN_LOOP_TIMEOUT)
         return count(tasks, codes)
 
-    monkeypatch.setattr(base.awaitchain, "count_alive", slow_on_the_loop)
+    monkeypatch.setattr(awaitchain, "count_alive", slow_on_the_loop)
     assert server.count_alive({"echo": endpoints.echo}) == {"echo": 0}
     time.sleep(5 * base.IN_LOOP_TIMEOUT)   # the loop's late answer arrives meanwhile
     assert not server.log.exception_types(), [r.getMessage() for r in server.log.records]
