@@ -270,3 +270,14 @@ def test_the_junit_folder_is_created_and_an_untested_endpoint_is_a_failure_in_it
     assert code == 5
     xml = junit.read_text()
     assert 'tests="2" failures="1"' in xml and "<failure message=\"untested: /ws/secure-feed" in xml
+
+
+def test_the_silent_way_waits_for_a_servers_close_timeout_after_its_ping_timeout():
+    from ws_leakcheck.observe import SILENT_CLOSE_ALLOWANCE, Options, _cap
+
+    options = Options()
+    assert options.ping_interval is not None and options.ping_timeout is not None
+    pings = options.ping_interval + options.ping_timeout
+    assert _cap(options, "fin", 0.0) == options.max_wait
+    assert _cap(options, "silent", 0.0) == options.max_wait + pings + SILENT_CLOSE_ALLOWANCE
+    assert pings + 10.0 < _cap(options, "silent", 0.0) - 5.0   # websockets' 10 s close timeout, with room for load
