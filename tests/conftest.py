@@ -17,7 +17,7 @@ from helpers import clients, loopthread
 from helpers.servers import stop_current
 from tests.support import fast, other_pythons
 from tests.support.browser_session import lab_session
-from tests.support.executed import FOLDER_VARIABLE, LAB_GROUP_PREFIX
+from tests.support.executed import FOLDER_VARIABLE
 
 
 class TaskWatch:
@@ -114,16 +114,6 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         other_pythons.stop(Path(folder) / other_pythons.SUBFOLDER)
         shutil.rmtree(folder, ignore_errors=True)
         del os.environ[FOLDER_VARIABLE]
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The JupyterLab groups first (tests/support/executed.py): each is one worker's series of notebook runs in a
-    browser, the longest work of the suite, so they start with it rather than end it. The rest keep their order."""
-    def runs_first(item: pytest.Item) -> bool:
-        group = item.get_closest_marker("xdist_group")
-        return group is not None and str(group.args[0] if group.args else "").startswith(LAB_GROUP_PREFIX)
-
-    items[:] = [item for item in items if runs_first(item)] + [item for item in items if not runs_first(item)]
 
 
 @pytest.fixture(scope="session", autouse=True)
