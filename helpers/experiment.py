@@ -27,6 +27,7 @@ from typing import Any
 from helpers import clients as lab_clients
 from helpers.clients import Client, ClientGroup, Leave
 from helpers.errors import LabError
+from helpers.frames import every_frame
 from helpers.plot import LiveImage, Panel, run_figure
 from helpers.probe import Probe
 from helpers.servers import LabServer
@@ -79,6 +80,8 @@ class Experiment:
         self._t0 = 0.0
         self._last_draw = 0.0
         self._draw_seconds = 0.0
+        self._every_frame = every_frame()
+        """False in the suite's headless runs: only the final frame is drawn (``helpers.frames``)."""
 
     # Lifecycle.
 
@@ -205,7 +208,7 @@ class Experiment:
                                "(a gauge or the probe raised).") from self.sampler_error
             due = time.monotonic() - self._last_draw >= REDRAW_PERIOD
             # a frame must not overrun the wait
-            if draw and self.live is not None and due and remaining > self._draw_seconds:
+            if draw and self._every_frame and self.live is not None and due and remaining > self._draw_seconds:
                 self._draw()
             time.sleep(min(remaining, 0.05))
 

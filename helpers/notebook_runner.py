@@ -7,6 +7,7 @@ Nothing here is imported by a notebook.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Callable
@@ -17,6 +18,8 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 from traitlets.config import Config
+
+from helpers.frames import FINAL_FRAMES_ONLY
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 TRANSPORT_ENCRYPTION = "auto"
@@ -121,11 +124,13 @@ def margins(notebook: nbformat.NotebookNode) -> list[Margin]:
     return found
 
 
-def execute(path: Path, *, timeout: float = 300, on_kernel_started: Callable[[int], None] | None = None) -> Execution:
+def execute(path: Path, *, timeout: float = 300, on_kernel_started: Callable[[int], None] | None = None,
+            final_frames_only: bool = False) -> Execution:
     """Run the notebook top to bottom in a fresh kernel; a failing cell is reported, not raised.
 
     ``on_kernel_started`` receives the kernel's process id before the first cell runs (the stress script
-    pins it to a CPU and caps its memory there).
+    pins it to a CPU and caps its memory there). ``final_frames_only``: live figures draw only their last
+    frame, for a run no one watches (``helpers.frames``); a learner's kernel, and the stress script's, draw them all.
     """
     notebook = nbformat.read(path, as_version=4)
     client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
@@ -138,7 +143,7 @@ def execute(path: Path, *, timeout: float = 300, on_kernel_started: Callable[[in
     error: BaseException | None = None
     start = time.monotonic()
     try:
-        client.execute()
+        client.execute(**({"env": {**os.environ, FINAL_FRAMES_ONLY: "1"}} if final_frames_only else {}))
     except (CellExecutionError, CellTimeoutError, DeadKernelError, RuntimeError) as raised:
         error = raised
     seconds = time.monotonic() - start

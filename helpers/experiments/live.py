@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from matplotlib.figure import Figure
 
 from helpers.errors import LabError
+from helpers.frames import every_frame
 from helpers.plot import LiveImage, paired_panels, workers_figure
 
 T = TypeVar("T")
@@ -155,7 +156,7 @@ def run_watched(lab: Any, measure: Callable[[], T], *, period: float = PERIOD,
             sampler.start()
             while not future.done():
                 concurrent.futures.wait([future], timeout=REDRAW_SECONDS)
-                if watch.samples and not future.done():
+                if watch.samples and not future.done() and every_frame():
                     watch.draw()
         except KeyboardInterrupt:
             lab.stop()

@@ -38,7 +38,7 @@ import helpers
 results = {"helpers": helpers.__file__, "runs": []}
 for name in sys.argv[1:]:
     started = time.time()
-    run = execute(NOTEBOOKS / f"{name}.ipynb", timeout=600)
+    run = execute(NOTEBOOKS / f"{name}.ipynb", timeout=600, final_frames_only=True)
     results["runs"].append({"notebook": name, "failure": None if run.passed else str(run.failure),
                             "started": started, "ended": time.time()})
 print(json.dumps(results))

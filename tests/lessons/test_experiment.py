@@ -8,6 +8,7 @@ from helpers.apps import seed
 from helpers.browser import call_with_timeout
 from helpers.errors import LabError
 from helpers.experiment import Experiment
+from helpers.frames import FINAL_FRAMES_ONLY
 from helpers.plot import PALETTE, _peak, compare_figure, png, run_figure
 from helpers.servers import serve
 from helpers.timeline import Timeline
@@ -76,6 +77,14 @@ def test_the_live_image_is_redrawn_while_the_experiment_runs(server):
                 break
     assert ex.live is not None and ex.live.frames >= 3
 
+
+
+def test_with_final_frames_only_the_live_image_gets_just_its_last_frame(server, monkeypatch):
+    monkeypatch.setenv(FINAL_FRAMES_ONLY, "1")
+    with Experiment(server, watch=seed.get_metrics, live=True) as ex:
+        ex.connect("/ws/metrics", 2)
+        ex.wait(1.5)   # five redraw periods
+    assert ex.live is not None and ex.live.frames == 1
 
 def test_figures_render_with_the_colour_blind_safe_palette_and_labelled_axes(server):
     run = run_broken(server)

@@ -57,7 +57,7 @@ import json, sys
 from pathlib import Path
 import nbformat
 from helpers.notebook_runner import execute
-run = execute(Path(sys.argv[1]), timeout=300)
+run = execute(Path(sys.argv[1]), timeout=300, final_frames_only=True)   # no one watches: last frames only
 nbformat.write(run.notebook, sys.argv[2])
 print(json.dumps({"seconds": run.seconds, "failure": str(run.failure) if run.failure else None,
                   "kernel_python": run.notebook.metadata.get("language_info", {}).get("version")}))
