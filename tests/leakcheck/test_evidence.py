@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import zoo
 from ws_leakcheck import check
 from ws_leakcheck.evidence import CONNECTIONS
 
@@ -166,3 +167,14 @@ def test_a_handler_that_only_daphnes_close_timeout_ends_is_a_leak_that_says_so()
     assert evidence.ended_after_s is not None and evidence.ended_after_s >= 9.0, evidence
     assert "the server cancelled them" in leak.summary() and "daphne's application_close_timeout" in leak.summary()
     assert fixed.verdict == "clean" and fixed.ways["fin"].cancelled_by_server == 0, fixed.summary()
+
+
+# A task the app started and left running.
+
+
+def test_a_task_left_pending_is_named_with_where_it_is_defined_and_what_it_awaits():
+    report = check("tests.support.zoo:app", "/ensure-future-orphan", clients=2, ways=("fin",))
+    fin = report.ways["fin"]
+    named = f"pump in support/zoo.py:{zoo.pump.__code__.co_firstlineno}, now in get"   # the feed's queue
+    assert fin.tasks_alive == 2 and fin.pending_tasks == [named] * 2, fin.pending_tasks
+    assert f"2 task(s) started during the sessions still pending: {named}; {named}" in report.summary()

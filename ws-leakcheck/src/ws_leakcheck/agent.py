@@ -297,8 +297,20 @@ def _wake_at(task: asyncio.Task[Any], timers: dict[int, float]) -> float | None:
 
 
 def _label(task: asyncio.Task[Any]) -> str:
+    """What a task runs, for a report: its outermost function and where it is defined, and the innermost one it
+    awaits now (``serve in app/main.py:12, now in sleep``)."""
     codes = chain_codes(task.get_coro())
-    return codes[-1].co_name if codes else task.get_name()
+    if not codes:
+        return task.get_name()
+    outer, inner = codes[0], codes[-1]
+    where = f"{getattr(outer, 'co_qualname', outer.co_name)} in {_short(outer.co_filename)}:{outer.co_firstlineno}"
+    return where if inner is outer else f"{where}, now in {inner.co_name}"
+
+
+def _short(filename: str) -> str:
+    """The last two parts of a path: enough to tell ``asyncio/tasks.py`` from ``app/main.py``."""
+    parts = filename.replace(os.sep, "/").split("/")
+    return "/".join(parts[-2:])
 
 
 class Exceptions(logging.Handler):

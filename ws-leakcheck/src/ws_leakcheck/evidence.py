@@ -100,6 +100,8 @@ class WayEvidence:
     handlers_alive: int = 0
     """Handlers of this way that never ended within the wait."""
     tasks_alive: int = 0
+    pending_tasks: list[str] = field(default_factory=list)
+    """What each of those tasks runs (``serve in app/main.py:12, now in sleep``), for the report."""
     websockets_referenced: int = 0
     unhandled_exceptions: dict[str, int] = field(default_factory=dict)
     cpu_ms_per_s: float = 0.0
@@ -223,7 +225,8 @@ class WayEvidence:
                          f"close timeout, {self.server_cancels_after:g} s; daphne's application_close_timeout); "
                          "on a server without one they run on")
         if self.tasks_alive:
-            found.append(f"{self.tasks_alive} task(s) started during the sessions still pending")
+            running = f": {'; '.join(self.pending_tasks)}" if self.pending_tasks else ""
+            found.append(f"{self.tasks_alive} task(s) started during the sessions still pending{running}")
         if self.websockets_referenced:
             found.append(f"{self.websockets_referenced} WebSocket object(s) still referenced after garbage collection")
         if self.leaked:

@@ -384,6 +384,7 @@ def _batch(link: Any, client_loop: LoopThread, url: str, path: str, n: int, opti
     evidence.loop_lag_s = snap["loop_lag"]
     evidence.handlers_alive = len(waited["handlers"])
     evidence.tasks_alive = len(waited["tasks"])
+    evidence.pending_tasks = sorted(str(entry[3]) for entry in waited["tasks"].values())
     evidence.server_tasks_alive = len(waited["server"])
     evidence.sleeping = waited["sleeping"]
     evidence.periodic = waited["periodic"]
