@@ -173,6 +173,25 @@ def measure_cases(cases: list[Case], *, give_up_after: float = 5.0) -> list[Shut
             give_up_after=give_up_after), cases))
 
 
+_background: concurrent.futures.ThreadPoolExecutor | None = None
+_pending: dict[tuple[tuple[Case, ...], float], concurrent.futures.Future[list[Shutdown]]] = {}
+
+
+def start_cases(cases: list[Case], *, give_up_after: float = 5.0) -> concurrent.futures.Future[list[Shutdown]]:
+    """``measure_cases``, started in the background, so that a notebook goes on while the deploys wait out their
+    ``give_up_after``; ``.result()`` waits for them. A start while the same cases still run (a cell run again)
+    returns that measurement."""
+    global _background
+    key = (tuple(cases), give_up_after)
+    running = _pending.get(key)
+    if running is not None and not running.done():
+        return running
+    if _background is None:
+        _background = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="deploys-in-the-background")
+    _pending[key] = _background.submit(measure_cases, cases, give_up_after=give_up_after)
+    return _pending[key]
+
+
 def _log_line(result: Shutdown) -> str:
     line = " ".join(result.last_log_line.split())
     if "Running on" in line or not line:

@@ -63,6 +63,14 @@ def test_measure_cases_returns_the_results_in_the_order_of_the_cases():
     assert all(r.seconds is not None for r in results)
 
 
+
+def test_cases_started_in_the_background_are_measured_once_however_often_they_are_started():
+    cases = [Case("uvicorn", "/ws/prices-fixed")]
+    started = deploys.start_cases(cases, give_up_after=30.0)
+    assert deploys.start_cases(cases, give_up_after=30.0) is started   # a cell run again while it measures
+    [result] = started.result()
+    assert result.endpoint == "/ws/prices-fixed" and result.seconds is not None
+
 def test_the_command_line_measures_cases_and_prints_them_as_json(capsys):
     request = {"cases": [{"server": "uvicorn", "endpoint": "/ws/prices-fixed"}], "give_up_after": 30}
     assert deploys.main([json.dumps(request)]) == 0
