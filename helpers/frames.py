@@ -1,10 +1,12 @@
 """Whether a live figure draws its frames as the experiment goes, or only its last one.
 
-A learner watches every frame. The suite's headless runs (``helpers.notebook_runner.execute(...,
-final_frames_only=True)``) have no one watching, and a frame costs the kernel CPU: about half of notebook 07's CPU
-time and 03's goes to drawing them. Those runs set ``FINAL_FRAMES_ONLY`` in the kernel's environment; the saved
-notebook still holds every figure's last frame, which is what its output keeps in any case. The runs in JupyterLab
-draw every frame.
+A learner watches every frame. Two of the suite's runs have no one watching: the notebooks on the other Pythons
+(``tests/support/other_pythons.py``) and the classroom test's two learners (``tests/classroom/test_two_learners.py``).
+They call ``helpers.notebook_runner.execute(..., final_frames_only=True)``, which sets ``FINAL_FRAMES_ONLY`` in the
+kernel's environment: a frame costs the kernel CPU (about half of notebook 07's and 03's CPU time), and the saved
+notebook keeps only each figure's last frame in any case. Every other run draws every frame unless the variable is in
+its environment: the runs in JupyterLab, the suite's headless fallback without Chromium, ``benchmarks.sizing`` and
+the stress script.
 """
 
 from __future__ import annotations
