@@ -7,8 +7,9 @@ notebook never leaves a server, a thread, a subprocess or a port behind.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from helpers.errors import LabError
 from helpers.routes import ASGIApp, load_app
@@ -24,6 +25,16 @@ ServerName = Literal["uvicorn", "hypercorn", "granian", "daphne"]
 SERVERS: tuple[ServerName, ...] = get_args(ServerName)
 """The servers the lab runs, each the name of the package it needs (the checker's own list,
 ``ws_leakcheck.servers.SERVERS``, is the same: tests/servers/test_servers.py checks it)."""
+
+SERVER_CLASSES: dict[ServerName, str] = {
+    "uvicorn": "helpers.servers.uvicorn:UvicornServer",
+    "hypercorn": "helpers.servers.hypercorn:HypercornServer",
+    "granian": "helpers.servers.granian:GranianServer",
+    "daphne": "helpers.servers.daphne:DaphneServer",
+}
+"""Each server's adapter, imported when that server is first served (as uvicorn lists its own in ``WS_PROTOCOLS``)."""
+OWN_SETTINGS: dict[str, ServerName] = {"ws": "uvicorn", "application_close_timeout": "daphne"}
+"""The settings of ``serve()`` that one server alone has (the others refuse them)."""
 
 _current: LabServer | None = None
 
@@ -70,41 +81,28 @@ def serve(
         raise LabError(f"application_close_timeout is daphne's setting; {server} has none.")
     loaded = load_app(app)
     stop_current()
-    _current = _start(server, app, loaded, ws=ws, ping_interval=ping_interval, ping_timeout=ping_timeout,
-                      shutdown_timeout=shutdown_timeout, port=port, lifespan=lifespan,
-                      application_close_timeout=application_close_timeout)
+    _current = _start(server, app, loaded, ping_interval=ping_interval, ping_timeout=ping_timeout,
+                      own={"ws": ws, "application_close_timeout": application_close_timeout},
+                      shutdown_timeout=shutdown_timeout, port=port, lifespan=lifespan)
     return _current
 
 
-def _start(server: str, app: ASGIApp | str, loaded: ASGIApp, *, ws: Backend, ping_interval: Seconds,
-           ping_timeout: Seconds, shutdown_timeout: float, port: int, lifespan: bool,
-           application_close_timeout: float | None) -> LabServer:
-    if server == "uvicorn":
-        from helpers.servers.uvicorn import UvicornServer as cls
-    elif server == "hypercorn":
-        from helpers.servers.hypercorn import HypercornServer as cls  # type: ignore[assignment]
-    elif server == "granian":
-        from helpers.servers.granian import GranianServer as cls  # type: ignore[assignment]
-    else:
-        from helpers.servers.daphne import DaphneServer
+def server_class(server: ServerName) -> type[LabServer]:
+    """The lab's adapter for ``server`` (``SERVER_CLASSES``), imported now."""
+    module, _, name = SERVER_CLASSES[server].partition(":")
+    found: type[LabServer] = getattr(importlib.import_module(module), name)
+    return found
 
-        return DaphneServer(
-            app, loaded,
-            ping_interval=seconds_or_default("ping_interval", ping_interval,
-                                             DaphneServer.keepalive_defaults["ping_interval"]),
-            ping_timeout=seconds_or_default("ping_timeout", ping_timeout,
-                                            DaphneServer.keepalive_defaults["ping_timeout"]),
-            shutdown_timeout=shutdown_timeout, port=port, lifespan=lifespan,
-            application_close_timeout=application_close_timeout,
-        )
-    settings = dict(
+
+def _start(server: ServerName, app: ASGIApp | str, loaded: ASGIApp, *, ping_interval: Seconds, ping_timeout: Seconds,
+           own: dict[str, Any], **settings: Any) -> LabServer:
+    cls = server_class(server)
+    return cls.start(
+        app, loaded,
         ping_interval=seconds_or_default("ping_interval", ping_interval, cls.keepalive_defaults["ping_interval"]),
         ping_timeout=seconds_or_default("ping_timeout", ping_timeout, cls.keepalive_defaults["ping_timeout"]),
-        shutdown_timeout=shutdown_timeout, port=port, lifespan=lifespan,
+        **settings, **{name: value for name, value in own.items() if OWN_SETTINGS[name] == server},
     )
-    if server == "uvicorn":
-        return cls(loaded, ws=ws, **settings)
-    return cls(loaded, **settings)  # type: ignore[arg-type]
 
 
 def current() -> LabServer | None:

@@ -172,6 +172,12 @@ class LabServer(abc.ABC):
         """``scope["asgi"]["spec_version"]`` for WebSocket scopes; None where the server sends none."""
         return self.asgi_scope.get("spec_version")
 
+    @classmethod
+    @abc.abstractmethod
+    def start(cls, source: ASGIApp | str, loaded: ASGIApp, **settings: Any) -> LabServer:
+        """Serve ``loaded``, the app ``source`` names (``serve()``'s argument: an object, or ``"module:attribute"``
+        for a server that imports the app in a process of its own), with ``serve()``'s settings."""
+
     @property
     @abc.abstractmethod
     def running(self) -> bool:
@@ -230,6 +236,10 @@ class InProcessServer(LabServer):
     their tasks. The server is built, started and stopped by its runner (``ws_leakcheck.servers.RUNNERS``, the
     checker's adapters); subclasses add the settings they refuse and say how to count their server.
     """
+
+    @classmethod
+    def start(cls, source: ASGIApp | str, loaded: ASGIApp, **settings: Any) -> LabServer:
+        return cls(loaded, **settings)  # in the kernel's process: the app object itself
 
     def __init__(
         self,

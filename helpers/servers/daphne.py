@@ -79,6 +79,10 @@ class DaphneServer(LabServer):
     keepalive_defaults: ClassVar[dict[str, float | None]] = {"ping_interval": 20.0, "ping_timeout": 30.0}
     default_application_close_timeout: ClassVar[float] = 10.0
 
+    @classmethod
+    def start(cls, source: ASGIApp | str, loaded: ASGIApp, **settings: Any) -> LabServer:
+        return cls(source, loaded, **settings)  # the subprocess imports the app: it needs its name
+
     def __init__(
         self,
         app: ASGIApp | str,

@@ -20,7 +20,7 @@ from helpers import clients
 from helpers.apps import fixed, seed
 from helpers.errors import LabError
 from helpers.probe import Probe
-from helpers.servers import SERVERS, ServerName, current, serve
+from helpers.servers import OWN_SETTINGS, SERVER_CLASSES, SERVERS, ServerName, current, serve, server_class
 from helpers.servers.daphne import DaphneServer
 from helpers.servers.hypercorn import HypercornServer
 from tests.support.interrupts import keyboard_interrupt_after, lab_server_threads, slow_app
@@ -183,6 +183,21 @@ def test_a_server_whose_package_is_missing_is_refused_in_one_sentence(monkeypatc
 def test_the_lab_serves_the_servers_the_checker_checks():
     assert SERVERS == checker_servers.SERVERS
 
+
+
+@pytest.mark.fast
+def test_each_server_has_one_adapter_listed_by_its_name():
+    assert list(SERVER_CLASSES) == list(SERVERS)
+    assert {server: server_class(server).name for server in ALL} == {server: server for server in ALL}
+
+
+@pytest.mark.fast
+def test_each_setting_one_server_alone_has_is_refused_by_the_others():
+    with pytest.raises(LabError, match="picks one of uvicorn's WebSocket backends; hypercorn has its own"):
+        serve(seed.app, server="hypercorn", ws="wsproto")
+    with pytest.raises(LabError, match="application_close_timeout is daphne's setting; uvicorn has none"):
+        serve(seed.app, application_close_timeout=3)
+    assert set(OWN_SETTINGS.values()) <= set(SERVERS)
 
 def test_each_server_keeps_its_own_keepalive_defaults():
     assert {s: (lab.ping_interval, lab.ping_timeout) for s in ALL for lab in [serve(seed.app, server=s)]} == {
