@@ -9,6 +9,8 @@ import pytest
 from ws_leakcheck import Report, check
 from ws_leakcheck.errors import UsageError
 
+CLEAN_OR_SILENT_RACE = "clean, or noisy from uvicorn's ping-timeout race"
+
 ZOO = [
     # (app, path, verdict)
     ("helpers.apps.leaks:app", "/ws/prices", "leak"),
@@ -26,7 +28,10 @@ ZOO = [
     ("tests.support.zoo:app", "/send-no-try", "noisy"),
     # The heartbeat ends at its next beat (2 s): slow, not stuck (it was a leak when the checker waited 1 s).
     ("helpers.apps.leaks:app", "/ws/heartbeat", "clean"),
-    ("helpers.apps.seed:app", "/ws/metrics-fixed", "clean"),
+    # The article's fix catches only WebSocketDisconnect. On uvicorn, a send that falls after the ping timeout
+    # queued its close frame, before the connection is lost, raises uvicorn's RuntimeError instead
+    # (WebSocketsSansIOProtocol.send): a silent client can make it noisy, which a loaded clean-clone CI run showed.
+    ("helpers.apps.seed:app", "/ws/metrics-fixed", CLEAN_OR_SILENT_RACE),
     ("helpers.apps.fixed:app", "/ws/prices", "clean"),
     ("helpers.apps.fixed:app", "/ws/heartbeat", "clean"),
     ("helpers.apps.fixed:app", "/ws/alerts", "clean"),
@@ -42,6 +47,11 @@ ZOO = [
 @pytest.mark.parametrize(("app", "path", "verdict"), ZOO, ids=[f"{p}-{v}" for _, p, v in ZOO])
 def test_the_checker_gives_the_right_verdict(app, path, verdict):
     report = check(app, path, clients=3)
+    if verdict == CLEAN_OR_SILENT_RACE:
+        noise = {way: set(e.unhandled_exceptions) for way, e in report.ways.items() if e.unhandled_exceptions}
+        assert report.verdict in {"clean", "noisy"}, report.summary()
+        assert noise in ({}, {"silent": {"RuntimeError"}}), report.summary()   # only the silent way, only that error
+        return
     assert report.verdict == verdict, report.summary()
 
 
