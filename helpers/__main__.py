@@ -177,9 +177,20 @@ def _run_in_foreground(command: list[str]) -> int:
     """Run ``command`` until it exits. Ctrl-C reaches it too (same terminal): JupyterLab asks to confirm, then
     shuts down in its own way, so this waits for it instead of dying with a traceback and killing it. A SIGTERM
     sent to this process (``timeout``, ``docker stop``, systemd) is passed on, and this waits for it to exit."""
-    process = subprocess.Popen(command, cwd=ROOT)
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: process.send_signal(signal.SIGTERM))
+    process: subprocess.Popen[bytes] | None = None
+    asked_to_stop = False
+
+    def forward(signum: int, frame: object) -> None:
+        nonlocal asked_to_stop
+        asked_to_stop = True
+        if process is not None:
+            process.send_signal(signal.SIGTERM)
+
+    previous = signal.signal(signal.SIGTERM, forward)  # before the child exists: a SIGTERM never finds no handler
     try:
+        process = subprocess.Popen(command, cwd=ROOT)
+        if asked_to_stop:  # it came while the child was starting
+            process.send_signal(signal.SIGTERM)
         while True:
             try:
                 code = process.wait()
