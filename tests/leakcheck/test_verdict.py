@@ -281,3 +281,9 @@ def test_the_silent_way_waits_for_a_servers_close_timeout_after_its_ping_timeout
     assert _cap(options, "fin", 0.0) == options.max_wait
     assert _cap(options, "silent", 0.0) == options.max_wait + pings + SILENT_CLOSE_ALLOWANCE
     assert pings + 10.0 < _cap(options, "silent", 0.0) - 5.0   # websockets' 10 s close timeout, with room for load
+
+
+def test_a_loop_that_misses_one_heartbeat_then_beats_again_is_not_frozen():
+    # a host that did not run the server's process for a second: one poll finds the beat late, the next on time
+    settled = _watch(Settle(cap=10, least=0.3), lambda at: ({}, 1.1 if 0.25 < at < 0.35 else 0.0))
+    assert settled.outcome == "ended"
