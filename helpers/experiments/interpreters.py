@@ -111,6 +111,14 @@ def _run_json(command: list[str], timeout: float, what: str) -> Any:
     return json.loads(lines[-1])
 
 
+def _probed(row: PythonRow, interpreter: pythons.Interpreter) -> PythonRow:
+    """``row`` with what asyncio's probe (``wait_closed.py``) found on ``interpreter``."""
+    probe = _run_json([str(interpreter.path), "-I", str(PROBE)], PROBE_TIMEOUT,
+                      f"asyncio's probe on Python {interpreter.version}")
+    return replace(row, wait_closed_returned=probe["wait_closed_returned"],
+                   cancel_logged_an_error=probe["cancel_logged_an_error"])
+
+
 def measure(interpreter: pythons.Interpreter, *, grace: int = 1, give_up_after: float = 5.0,
             deploys: bool = True) -> PythonRow:
     """The row of one Python, measured now; a Python that cannot be measured gives a row saying why.
@@ -118,12 +126,9 @@ def measure(interpreter: pythons.Interpreter, *, grace: int = 1, give_up_after: 
     row = PythonRow(interpreter.version, interpreter.where, MEASURED)
     if not deploys:
         try:
-            probe = _run_json([str(interpreter.path), "-I", str(PROBE)], PROBE_TIMEOUT,
-                              f"asyncio's probe on Python {interpreter.version}")
+            return _probed(row, interpreter)
         except LabError as error:
             return replace(row, problem=str(error))
-        return replace(row, wait_closed_returned=probe["wait_closed_returned"],
-                       cancel_logged_an_error=probe["cancel_logged_an_error"])
 
     def run_deploys() -> Any:
         request = {"cases": [asdict(case) for case in cases(grace)], "give_up_after": give_up_after}
@@ -133,15 +138,13 @@ def measure(interpreter: pythons.Interpreter, *, grace: int = 1, give_up_after: 
     with concurrent.futures.ThreadPoolExecutor(1) as pool:  # the probe and the deploys side by side
         deployed = pool.submit(run_deploys)
         try:
-            probe = _run_json([str(interpreter.path), "-I", str(PROBE)], PROBE_TIMEOUT,
-                              f"asyncio's probe on Python {interpreter.version}")
+            probed = _probed(row, interpreter)
             found = deployed.result()
         except LabError as error:
             return replace(row, problem=str(error))
     hypercorn_leak, hypercorn_pattern_connected, uvicorn_timeout = (shutdown_from_json(item) for item in found)
-    return replace(row, wait_closed_returned=probe["wait_closed_returned"],
-                   cancel_logged_an_error=probe["cancel_logged_an_error"], hypercorn_leak=hypercorn_leak,
-                   hypercorn_pattern_connected=hypercorn_pattern_connected, uvicorn_timeout=uvicorn_timeout)
+    return replace(probed, hypercorn_leak=hypercorn_leak, hypercorn_pattern_connected=hypercorn_pattern_connected,
+                   uvicorn_timeout=uvicorn_timeout)
 
 
 def across(interpreters: list[pythons.Interpreter] | None = None, *, grace: int = 1,
