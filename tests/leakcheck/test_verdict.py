@@ -3,6 +3,7 @@ benchmarks/leakcheck_record.py recorded from real servers (tests/support/leakche
 ``pytest -m fast`` runs these in seconds."""
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -287,3 +288,16 @@ def test_a_loop_that_misses_one_heartbeat_then_beats_again_is_not_frozen():
     # a host that did not run the server's process for a second: one poll finds the beat late, the next on time
     settled = _watch(Settle(cap=10, least=0.3), lambda at: ({}, 1.1 if 0.25 < at < 0.35 else 0.0))
     assert settled.outcome == "ended"
+
+
+def test_the_sends_are_counted_over_a_span_even_when_the_wait_ended_on_its_first_counted_poll():
+    # a loaded host: the poll before the decision came too early to count, the deciding one too late to leave a span
+    from ws_leakcheck.observe import SENDS_SPAN, _count_sends_on, _rate
+
+    class Link:
+        def request(self, message):
+            return {"sends": {"/feed": (0, 0)}}
+
+    sends = [(1.6, 0)]
+    _count_sends_on(Link(), "/feed", sends, left_at=time.monotonic() - 1.6)
+    assert sends[-1][0] - sends[0][0] >= SENDS_SPAN and _rate(sends) == 0

@@ -277,11 +277,28 @@ def _wait(link: Any, path: str, before: set[int], settle: Settle, least: float) 
         time.sleep(POLL)
     own = set(handlers) | set(tasks)
     frozen = settled.outcome == "frozen"
+    if not frozen and (handlers or tasks):
+        _count_sends_on(link, path, sends, left_at)
     return {"snap": snap, "handlers": handlers, "tasks": tasks, "server": server, "frozen": frozen, "now": now,
             "ended_at": settled.ended_at, "extended": settled.extended, "cpu": _cpu(cpu_from, snap, now),
             "sleeping": len(settled.sleeping & own), "periodic": len(own & set(settled.periodic)),
             "periods": sorted({round(p, 2) for key, p in settled.periodic.items() if key in own}),
             "sends": None if frozen else _rate(sends)}
+
+
+SENDS_SPAN = 0.3
+"""Seconds the sends are counted over at least, when something of the clients' is still alive."""
+SENDS_LONGEST = 3.0
+
+
+def _count_sends_on(link: Any, path: str, sends: list[tuple[float, int]], left_at: float) -> None:
+    """Poll on until the sends were counted over ``SENDS_SPAN``, for ``SENDS_LONGEST`` at most: on a loaded host two
+    polls can be further apart than the whole wait, which left one sample and no rate (a CI run at 4595cfe)."""
+    deadline = time.monotonic() + SENDS_LONGEST
+    while (len(sends) < 2 or sends[-1][0] - sends[0][0] < SENDS_SPAN) and time.monotonic() < deadline:
+        time.sleep(POLL)
+        snap = link.request({"op": "snapshot"})
+        sends.append((time.monotonic() - left_at, snap["sends"][path][0]))
 
 
 def _rate(samples: list[tuple[float, int]], window: float = 1.0) -> float | None:
