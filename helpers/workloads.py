@@ -105,8 +105,11 @@ def one_client_cannot_keep_up(app: Any, registry: set[WebSocket] | list[WebSocke
     and afterwards ("close": its close code and reason, "handlers left", "connections")."""
     server = serve(app)
     readers: list[Any] = []
-    gauges = {"registry": lambda: float(len(registry)),
-              "heard": lambda: float(min((c.received for c in readers), default=0))}
+
+    def heard() -> float:
+        return float(min((c.received for c in readers), default=0))
+
+    gauges = {"registry": lambda: float(len(registry)), "heard": heard}
     with Experiment(server, watch=watch, gauges=gauges, live=False) as ex:
         slow = ex.connect("/ws/chat", 1, rcvbuf=SLOW_RCVBUF)[0]
         readers.extend(ex.connect("/ws/chat", 3))
@@ -122,7 +125,6 @@ def one_client_cannot_keep_up(app: Any, registry: set[WebSocket] | list[WebSocke
             ex.wait(0.5)
         else:
             ex.wait(start.t + reads_again_after - ex.now)
-            heard = gauges["heard"]
             wait_while_moving(lambda: heard() >= MESSAGES, heard, stall=CATCH_UP_STALL, longest=CATCH_UP)
         result: dict[str, Any] = {"heard": min(c.received for c in readers),
                                   "slow handler alive": ex.probe.alive()["chat"] - 3,
