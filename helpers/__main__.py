@@ -84,7 +84,10 @@ PROGRESS_EVERY = 20
 
 def _pip_install(*args: str) -> None:
     """pip install, with a line of progress per step; one sentence when the package index is out of reach."""
-    command = [str(_python()), "-m", "pip", "install", "--progress-bar", "off", "--disable-pip-version-check", *args]
+    # --no-compile: Python compiles a module to bytecode when it is first imported (into the learner's own .venv), not
+    # all of them at install; 74 against 103 CPU-s for the lab's packages on 3.12.1 here, and 150 MB less on disk.
+    command = [str(_python()), "-m", "pip", "install", "--progress-bar", "off", "--disable-pip-version-check",
+               "--no-compile", *args]
     lines: list[str] = []
     collected = 0
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as pip:
