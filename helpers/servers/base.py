@@ -376,22 +376,11 @@ class InProcessServer(LabServer):
 
     def count_codes(self, codes: Mapping[str, CodeType]) -> dict[str, int]:
         if self.running:
-            answer: concurrent.futures.Future[dict[str, int]] = concurrent.futures.Future()
-
-            def count_there() -> None:
-                # Running, it can no longer be cancelled: an asker that stopped waiting just before would otherwise
-                # make set_result raise here, and asyncio log "Exception in callback" (seen on a loaded CI host).
-                if answer.set_running_or_notify_cancel():
-                    try:
-                        answer.set_result(awaitchain.count_alive(self.tasks(), codes))
-                    except BaseException as error:  # noqa: BLE001 - handed to the asker
-                        answer.set_exception(error)
-
             try:
-                self.loop.call_soon_threadsafe(count_there)
-                return answer.result(IN_LOOP_TIMEOUT)
+                return awaitchain.between_steps(self.loop, lambda: awaitchain.count_alive(self.tasks(), codes),
+                                                IN_LOOP_TIMEOUT)
             except (RuntimeError, concurrent.futures.TimeoutError):
-                answer.cancel()
+                pass  # the loop did not answer in time: count from this thread
         return awaitchain.count_alive(self.tasks(), codes)
 
     def connection_tasks(self) -> set[asyncio.Task[Any]]:

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from typing import Any
 
 from helpers.owner_only import OwnerOnly
-from ws_leakcheck.awaitchain import chain_codes
+from ws_leakcheck.awaitchain import between_steps, chain_codes
 
 ON_LOOP_TIMEOUT = 2.0
 
@@ -111,25 +111,17 @@ class Reported:
         loop = self.loop
         if not self.watch or loop is None or loop.is_closed():
             return counts
-        answer: concurrent.futures.Future[dict[str, int]] = concurrent.futures.Future()
 
-        def count_there() -> None:
-            if not answer.set_running_or_notify_cancel():  # the asker stopped waiting; running, it cannot
-                return
-            try:
-                for task in asyncio.all_tasks(loop):
-                    names = {code.co_name for code in chain_codes(task.get_coro())}
-                    for name in self.watch:
-                        counts[name] += name in names
-                answer.set_result(counts)
-            except BaseException as error:  # noqa: BLE001 - handed to the asker
-                answer.set_exception(error)
+        def count_there() -> dict[str, int]:
+            for task in asyncio.all_tasks(loop):
+                names = {code.co_name for code in chain_codes(task.get_coro())}
+                for name in self.watch:
+                    counts[name] += name in names
+            return counts
 
         try:
-            loop.call_soon_threadsafe(count_there)
-            return answer.result(ON_LOOP_TIMEOUT)
+            return between_steps(loop, count_there, ON_LOOP_TIMEOUT)
         except (RuntimeError, concurrent.futures.TimeoutError):
-            answer.cancel()
             return dict.fromkeys(self.watch, -1)  # the loop did not answer: unknown, not zero
 
     def _answer_forever(self) -> None:

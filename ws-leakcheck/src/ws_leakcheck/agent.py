@@ -36,7 +36,7 @@ from collections.abc import Callable
 from types import CodeType, ModuleType
 from typing import Any
 
-from ws_leakcheck.awaitchain import chain_codes
+from ws_leakcheck.awaitchain import between_steps, chain_codes
 from ws_leakcheck.errors import UsageError
 from ws_leakcheck.importer import PACKAGE_FOLDER, load, site
 from ws_leakcheck.servers import HOST, RUNNERS, ServerRunner
@@ -642,21 +642,10 @@ class Agent:
     def _on_loop(self, fn: Callable[[], Any]) -> tuple[Any, bool]:
         """Run ``fn`` on the server's loop between two steps; from this thread if the loop does not answer."""
         assert self.loop is not None
-        answer: concurrent.futures.Future[Any] = concurrent.futures.Future()
-
-        def there() -> None:
-            if answer.set_running_or_notify_cancel():
-                try:
-                    answer.set_result(fn())
-                except BaseException as error:  # noqa: BLE001 - handed to the caller
-                    answer.set_exception(error)
-
         try:
-            self.loop.call_soon_threadsafe(there)
-            return answer.result(IN_LOOP_TIMEOUT), True
+            return between_steps(self.loop, fn, IN_LOOP_TIMEOUT), True
         except (RuntimeError, concurrent.futures.TimeoutError):
-            answer.cancel()
-        return fn(), False
+            return fn(), False
 
     def _tasks(self) -> list[asyncio.Task[Any]]:
         assert self.loop is not None

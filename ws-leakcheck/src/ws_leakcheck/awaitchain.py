@@ -15,14 +15,16 @@ it runs in any interpreter that runs the app.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import gc
 import importlib
 import inspect
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import CodeType
-from typing import Any
+from typing import Any, TypeVar
 
 MAX_DEPTH = 200
+T = TypeVar("T")
 
 
 def _inner(awaitable: Any) -> Any:
@@ -64,6 +66,29 @@ def count_alive(tasks: Iterable[asyncio.Task[Any]], codes: Mapping[str, CodeType
             if name is not None:
                 counts[name] += 1
     return counts
+
+
+def between_steps(loop: asyncio.AbstractEventLoop, fn: Callable[[], T], timeout: float) -> T:
+    """``fn()``, run on ``loop`` between two of its steps (where every await chain is complete), asked from another
+    thread. ``concurrent.futures.TimeoutError`` if the loop does not run it within ``timeout`` (a handler blocks it):
+    the call is then withdrawn, so it never runs late; ``RuntimeError`` if the loop is closed. The call claims the
+    answer before it runs, so an asker that has just given up cannot make it raise on the loop (asyncio would log
+    "Exception in callback", as a loaded CI host showed)."""
+    answer: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+    def there() -> None:
+        if answer.set_running_or_notify_cancel():
+            try:
+                answer.set_result(fn())
+            except BaseException as error:  # noqa: BLE001 - handed to the asker
+                answer.set_exception(error)
+
+    loop.call_soon_threadsafe(there)
+    try:
+        return answer.result(timeout)
+    except concurrent.futures.TimeoutError:
+        answer.cancel()
+        raise
 
 
 def code_of(fn: Any) -> CodeType:
