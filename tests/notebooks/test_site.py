@@ -27,7 +27,7 @@ from helpers import book
 from helpers.__main__ import ROOT
 from helpers.browser import CHROMIUM_ARGS, chromium_path
 from tests.support.browser_session import require_browser
-from tests.support.executed import executed
+from tests.support.executed import executed, lab_group
 from tests.support.jupyterlab_session import WITH_LIVE_PLOTS
 from tests.support.notebook_kernel import NOTEBOOKS, notebook_paths
 
@@ -35,7 +35,9 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 ORDER = book.notebook_order()
 # The first test to use the site builds it, and, when this file runs alone, executes every notebook first.
 # One test worker runs them all, so the site is built once.
-pytestmark = [pytest.mark.timeout(900), pytest.mark.xdist_group("site")]
+# In the second JupyterLab group, after its notebooks (a group runs in the order collected): the site waits for every
+# executed notebook, and in a group of its own it kept a test worker waiting for as long as the notebooks ran.
+pytestmark = [pytest.mark.timeout(900), lab_group(1)]
 
 
 def image_outputs(notebook: nbformat.NotebookNode) -> list[bytes]:

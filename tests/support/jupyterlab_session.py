@@ -149,7 +149,8 @@ class JupyterLabSession:
         return urllib.request.Request(self.url + path, method=method, headers={"Authorization": f"token {self.token}"})
 
     def _api(self, method: str, path: str) -> Any:
-        with urllib.request.urlopen(self._request(method, path), timeout=10) as answer:
+        # 60 s: a suite run at load 17 had JupyterLab answer no request for 10 s while a notebook's kernel started
+        with urllib.request.urlopen(self._request(method, path), timeout=60) as answer:
             body = answer.read()
         return json.loads(body) if body else None
 
