@@ -164,3 +164,12 @@ def test_fast_selects_the_fast_tier_in_one_process_and_passes_the_other_argument
     assert pytest_args(["--fast"]) == ["-m", "fast", "-n", "0"]
     assert pytest_args(["-x", "--fast", "tests/leakcheck"]) == ["-m", "fast", "-n", "0", "-x", "tests/leakcheck"]
     assert pytest_args(["-x", "tests/leakcheck"]) == ["-x", "tests/leakcheck"]
+
+
+@pytest.mark.parametrize(("flag", "expected"), [("-B", "[]"), ("", "['--no-compile']")])
+def test_pip_compiles_at_install_only_where_python_writes_no_bytecode_itself(flag, expected):
+    environment = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    done = subprocess.run([sys.executable, *filter(None, [flag]), "-c",
+                           "from helpers.__main__ import NO_COMPILE; print(NO_COMPILE)"],
+                          cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == expected, done.stderr

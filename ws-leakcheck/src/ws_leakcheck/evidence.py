@@ -127,7 +127,7 @@ class WayEvidence:
     """How long this way takes to be noticed at all (for a silent client: ping interval + timeout)."""
     sends_per_s: float | None = None
     """websocket.send messages per second that this way's handlers passed to the server after their clients
-    left (None: not measured, the wait was too short)."""
+    left (None: not measured: a frozen loop, or no second poll within three seconds)."""
     blocked_in_send: int = 0
     """Of this way's handlers, how many were in a send that had not returned for half a second, at the end."""
     connections_left: dict[str, int] = field(default_factory=dict)
