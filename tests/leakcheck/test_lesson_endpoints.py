@@ -10,6 +10,7 @@ from ws_leakcheck import Report, check
 from ws_leakcheck.errors import UsageError
 
 CLEAN_OR_SILENT_RACE = "clean, or noisy from uvicorn's ping-timeout race"
+NOISY_OR_A_MISSED_RACE = "noisy, or clean where no departure overlapped another"
 
 ZOO = [
     # (app, path, verdict)
@@ -23,7 +24,10 @@ ZOO = [
     ("tests.support.zoo:app", "/ensure-future-orphan", "leak"),
     ("tests.support.zoo:app", "/retry-receive", "leak"),
     ("helpers.apps.seed:app", "/ws/metrics", "noisy"),
-    ("helpers.apps.leaks:app", "/ws/room/1", "noisy"),
+    # FastAPI's documented chat: a departing client's "left" broadcast raises where it reaches a peer whose close the
+    # server has already read. Per way that is a race: 8 checks in a row here were noisy in 2 to 4 of the 4 ways, and
+    # a clean-clone CI run found it in none (the broadcasts all came first). A leak is never accepted.
+    ("helpers.apps.leaks:app", "/ws/room/1", NOISY_OR_A_MISSED_RACE),
     ("tests.support.zoo:app", "/receive-no-try", "noisy"),
     ("tests.support.zoo:app", "/send-no-try", "noisy"),
     # The heartbeat ends at its next beat (2 s): slow, not stuck (it was a leak when the checker waited 1 s).
@@ -51,6 +55,9 @@ def test_the_checker_gives_the_right_verdict(app, path, verdict):
         noise = {way: set(e.unhandled_exceptions) for way, e in report.ways.items() if e.unhandled_exceptions}
         assert report.verdict in {"clean", "noisy"}, report.summary()
         assert noise in ({}, {"silent": {"RuntimeError"}}), report.summary()   # only the silent way, only that error
+        return
+    if verdict == NOISY_OR_A_MISSED_RACE:
+        assert report.verdict in {"noisy", "clean"}, report.summary()
         return
     assert report.verdict == verdict, report.summary()
 
