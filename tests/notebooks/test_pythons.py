@@ -89,3 +89,10 @@ def test_only_a_session_that_may_run_these_tests_starts_the_background_runs(pyte
 @pytest.mark.fast
 def test_the_stack_notebooks_the_background_runs_one_at_a_time_are_notebooks_of_the_lab():
     assert set(other_pythons.STACK_NOTEBOOKS) <= {path.stem for path in notebook_paths()}
+
+
+@pytest.mark.fast
+def test_the_background_runs_take_every_notebook_once_the_stack_notebooks_first():
+    order = [path.stem for path in other_pythons.run_order(notebook_paths())]
+    assert sorted(order) == [path.stem for path in notebook_paths()]
+    assert order[:len(other_pythons.STACK_NOTEBOOKS)] == list(other_pythons.STACK_NOTEBOOKS)

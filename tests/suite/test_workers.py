@@ -15,3 +15,12 @@ def test_a_grouped_test_carries_its_group_to_the_scheduler(request: pytest.Fixtu
     assert request.node.nodeid.endswith("@suite-check"), (
         "pytest-xdist's --dist loadgroup no longer reaches its scheduler (pytest-dev/pytest-xdist#1386, with pytest "
         "9.2): the tests of one group run in several workers, each starting its own JupyterLab and website build")
+
+
+@pytest.mark.fast
+def test_the_tests_that_wait_for_the_other_pythons_are_collected_last(request: pytest.FixtureRequest):
+    names = [item.nodeid for item in request.session.items]
+    waiting = [n for n, name in enumerate(names) if "test_the_notebook_runs_top_to_bottom_on_another_python" in name]
+    if not waiting:
+        pytest.skip("this run did not collect the other Pythons' tests")
+    assert waiting == list(range(len(names) - len(waiting), len(names)))

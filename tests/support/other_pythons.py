@@ -15,7 +15,6 @@ file in the session's folder of executed notebooks (``tests.support.executed``).
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import fcntl
 import json
@@ -41,10 +40,10 @@ SUBFOLDER = "other-pythons"
 """The background runs' folder, in the session's folder of executed notebooks."""
 AT_ONCE = 3
 """Notebooks running at once in the background, all Pythons together (the suite's own workers run beside them)."""
-STACK_NOTEBOOKS = ("07_at_scale", "09_production_deploys", "10_production_proxy_redis", "11_production_heavy_sender")
+STACK_NOTEBOOKS = ("10_production_proxy_redis", "11_production_heavy_sender", "09_production_deploys", "07_at_scale")
 """The notebooks that start many server processes or clients: in the background, at most ``STACKS_AT_ONCE`` of them
 at a time and never one on two Pythons at once (it used to run notebook 11 on three Pythons at once, beside the
-suite's own run of it)."""
+suite's own run of it). Listed in the order the runs take them: the longest first, by their time in a suite run."""
 STACKS_AT_ONCE = 2
 
 WANTED = {
@@ -125,36 +124,51 @@ def _run_notebook(lab_python: Path, python: pythons.Interpreter, path: Path, res
     _write(result, {**found, "saved": str(saved), "wall": time.monotonic() - started})
 
 
+def run_order(paths: list[Path]) -> list[Path]:
+    """The order the background runs take the notebooks in: the stack notebooks first, the longest first
+    (``STACK_NOTEBOOKS``), then the others from the last to the first. Only two stack notebooks run at a time, so
+    left to the end (the lab's order) they ran two by two after everything else, the last minutes of the suite."""
+    stacks = [path for stem in STACK_NOTEBOOKS for path in paths if path.stem == stem]
+    return stacks + [path for path in reversed(paths) if path not in stacks]
+
+
 def run_all(folder: Path) -> None:
-    """Set up every wanted Python found here, then run every notebook on each, ``AT_ONCE`` at a time."""
+    """Set up every wanted Python found here and run every notebook on each, ``AT_ONCE`` at a time: a Python's
+    notebooks start as soon as its own environment is ready."""
     found = {wanted: interpreter(wanted) for wanted in WANTED}
     ready: dict[str, tuple[pythons.Interpreter, Path]] = {}
+    order = run_order(notebook_paths())
+    pending: list[tuple[str, Path]] = []
+    taking, stacks_running, setting_up = threading.Lock(), set[str](), set(WANTED)
 
     def set_up(wanted: str) -> None:
-        python = found[wanted]
-        if isinstance(python, str):
-            _write(folder / wanted / "python.json", {"missing": python})
-            return
-        if is_the_suites_own(python):
-            _write(folder / wanted / "python.json", {"same": f"{python.label} is the Python the suite runs on"})
-            return
         try:
-            ready[wanted] = (python, lab_environment(python))
-        except (RuntimeError, subprocess.TimeoutExpired) as error:
-            _write(folder / wanted / "python.json", {"error": str(error)})
-            return
-        _write(folder / wanted / "python.json", {"version": python.version, "label": python.label})
-
-    with concurrent.futures.ThreadPoolExecutor(len(WANTED)) as pool:
-        list(pool.map(set_up, WANTED))
-    runs = [(wanted, path) for path in notebook_paths() for wanted in ready]
-    pending, taking, stacks_running = list(runs), threading.Lock(), set[str]()
+            python = found[wanted]
+            if isinstance(python, str):
+                _write(folder / wanted / "python.json", {"missing": python})
+                return
+            if is_the_suites_own(python):
+                _write(folder / wanted / "python.json", {"same": f"{python.label} is the Python the suite runs on"})
+                return
+            try:
+                environment = lab_environment(python)
+            except (RuntimeError, subprocess.TimeoutExpired) as error:
+                _write(folder / wanted / "python.json", {"error": str(error)})
+                return
+            _write(folder / wanted / "python.json", {"version": python.version, "label": python.label})
+            with taking:
+                ready[wanted] = (python, environment)
+                pending.extend((wanted, path) for path in order)
+                pending.sort(key=lambda run: order.index(run[1]))  # the Pythons' runs of a notebook side by side
+        finally:
+            with taking:
+                setting_up.discard(wanted)
 
     def next_run() -> tuple[str, Path] | None:
         """The first pending notebook that may start now (see ``STACK_NOTEBOOKS``); None: nothing is left."""
         while True:
             with taking:
-                if not pending:
+                if not pending and not setting_up:
                     return None
                 for index, (wanted, path) in enumerate(pending):
                     heavy = path.stem in STACK_NOTEBOOKS
@@ -164,7 +178,7 @@ def run_all(folder: Path) -> None:
                         stacks_running.add(path.stem)
                     del pending[index]
                     return wanted, path
-            time.sleep(0.5)  # only stack notebooks are left, and as many as may run do
+            time.sleep(0.5)  # a Python is still being set up, or only stack notebooks are left and enough run
 
     def work() -> None:
         while (taken := next_run()) is not None:
@@ -175,11 +189,12 @@ def run_all(folder: Path) -> None:
                 with taking:
                     stacks_running.discard(path.stem)
 
-    workers = [threading.Thread(target=work, name=f"other-pythons-{n}") for n in range(AT_ONCE)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
+    threads = [threading.Thread(target=set_up, args=(wanted,), name=f"set-up-{wanted}") for wanted in WANTED]
+    threads += [threading.Thread(target=work, name=f"other-pythons-{n}") for n in range(AT_ONCE)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 _started: dict[int, subprocess.Popen[bytes]] = {}
