@@ -16,7 +16,6 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import itertools
-import json
 import logging
 import os
 import subprocess
@@ -33,7 +32,7 @@ from helpers.errors import LabError
 from helpers.routes import ASGIApp
 from helpers.serverlog import ServerLog, stand_in
 from helpers.servers.base import LabServer, RemoteTask, StopReport, bind, seconds_or_default
-from ws_leakcheck import awaitchain
+from ws_leakcheck import awaitchain, wire
 
 ANSWER_TIMEOUT = 5.0
 START_TIMEOUT = 30.0
@@ -146,7 +145,7 @@ class DaphneServer(LabServer):
 
     def _read_stdout(self, stream: IO[str]) -> None:
         for line in stream:
-            message = json.loads(line)
+            message = wire.decode(line)
             if "ready" in message:
                 self._ready.set_result(int(message["ready"]))
             elif "log" in message:
@@ -172,7 +171,7 @@ class DaphneServer(LabServer):
         self._pending[number] = future
         assert self.process.stdin is not None
         with self._write:
-            self.process.stdin.write(json.dumps({"id": number, **request}) + "\n")
+            self.process.stdin.write(wire.encode({"id": number, **request}))
             self.process.stdin.flush()
         try:
             answer = future.result(timeout)
@@ -183,7 +182,7 @@ class DaphneServer(LabServer):
         except EOFError:
             raise LabError(f"daphne's subprocess exited: {self._stderr_tail()}") from None
         if "error" in answer:
-            raise LabError(f"daphne's subprocess could not answer: {answer['error']}.")
+            raise LabError(f"daphne's subprocess could not answer: {answer['message']}.")
         return answer
 
     def _wait_started(self) -> None:

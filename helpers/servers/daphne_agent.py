@@ -3,8 +3,8 @@
 Run by ``helpers.servers.daphne`` as ``python -m helpers.servers.daphne_agent`` in a
 subprocess (daphne runs on Twisted's reactor, which wants a process of its own). It serves
 the app with the checker's ``DaphneRunner`` (``ws_leakcheck.servers``) on the listening socket
-the kernel bound and passed down (``--fd``), and reads one
-JSON request per line on stdin, answering one JSON line each on stdout:
+the kernel bound and passed down (``--fd``), and answers requests in the observers' message format
+(``ws_leakcheck.wire``: one JSON object per line, on stdin and stdout, the ``id`` carried back):
 
 - ``{"id": 1, "op": "count", "watch": {"name": ["module", "qualname"]}}`` -> live coroutines
   of each function, counted on daphne's asyncio loop by walking every task's await chain;
@@ -22,19 +22,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import os
 import socket
 import sys
 import threading
 import traceback
+from collections.abc import Mapping
 from types import CodeType
 from typing import Any
 
 from helpers.owner_only import OwnerOnly
 from helpers.servers.asgiscope import ScopeReporter
-from ws_leakcheck import awaitchain, importer
+from ws_leakcheck import awaitchain, importer, wire
 from ws_leakcheck.servers import DaphneRunner
 
 EXIT_GRACE = 5.0
@@ -42,7 +42,7 @@ _out = threading.Lock()
 
 
 def write(message: dict[str, Any]) -> None:
-    line = json.dumps(message, default=str) + "\n"
+    line = wire.encode(message)
     with _out:
         sys.__stdout__.write(line)  # type: ignore[union-attr]
         sys.__stdout__.flush()  # type: ignore[union-attr]
@@ -66,7 +66,7 @@ class Agent:
         self.loop = loop
         self.codes: dict[tuple[str, str], CodeType] = {}
 
-    def answer(self, request: dict[str, Any]) -> dict[str, Any]:
+    def answer(self, request: Mapping[str, Any]) -> dict[str, Any]:
         op = request.get("op")
         if op == "count":
             codes = {name: self.code(*address) for name, address in request["watch"].items()}
@@ -79,12 +79,17 @@ class Agent:
                 "connections": sum(1 for details in connections.values() if not details.get("disconnected")),
                 "pid": os.getpid(),
             }
-        raise ValueError(f"unknown request {op!r}")
+        return wire.unknown(request)
 
     def code(self, module: str, qualname: str) -> CodeType:
         if (module, qualname) not in self.codes:
             self.codes[module, qualname] = awaitchain.resolve(module, qualname)
         return self.codes[module, qualname]
+
+    def stop_from_another_thread(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """``stop`` run on daphne's loop, waited for here (``timeout`` in the request, plus 2 s)."""
+        timeout = float(request.get("timeout", 1.0))
+        return asyncio.run_coroutine_threadsafe(self.stop(timeout), self.loop).result(timeout + 2.0)
 
     async def stop(self, timeout: float) -> dict[str, Any]:
         current = asyncio.current_task()
@@ -106,20 +111,13 @@ class Agent:
 def read_requests(agent: Agent, reactor: Any) -> None:
     """The stdin thread: each request runs on daphne's loop; end of input stops everything."""
     for line in sys.stdin:
-        request = json.loads(line)
+        request = wire.decode(line)
         if request.get("op") == "stop":
-            future = asyncio.run_coroutine_threadsafe(agent.stop(float(request.get("timeout", 1.0))), agent.loop)
-            try:
-                write({"id": request["id"], **future.result(float(request.get("timeout", 1.0)) + 2.0)})
-            except Exception as error:  # noqa: BLE001 - reported to the kernel, which decides
-                write({"id": request["id"], "error": repr(error)})
+            write(wire.answered(request, agent.stop_from_another_thread))
             break
 
         def run(request: dict[str, Any] = request) -> None:
-            try:
-                write({"id": request["id"], **agent.answer(request)})
-            except Exception as error:  # noqa: BLE001 - reported to the kernel, which raises it there
-                write({"id": request["id"], "error": f"{type(error).__name__}: {error}"})
+            write(wire.answered(request, agent.answer))
 
         agent.loop.call_soon_threadsafe(run)
     reactor.callFromThread(reactor.stop)

@@ -5,8 +5,9 @@ it runs in the server's interpreter, which imports it as ``helpers.stack.reporte
 The server imports the factory, which reads three environment variables:
 
 * ``LAB_APP``: the real app, ``"module:attribute"``;
-* ``LAB_REPORT_SOCKET``: a Unix socket path where a thread answers every connection with one
-  JSON report and closes it;
+* ``LAB_REPORT_SOCKET``: a Unix socket path where a thread answers one request per connection, in the
+  observers' message format (``ws_leakcheck.wire``): ``{"op": "report"}`` gets the report, then the
+  connection closes;
 * ``LAB_WATCH``: comma-separated function names whose live coroutines are counted (optional).
 
     uvicorn --factory helpers.stack.reporter:from_environment ...
@@ -23,85 +24,56 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import importlib
-import json
 import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from helpers.owner_only import OwnerOnly
+from ws_leakcheck import wire
 from ws_leakcheck.awaitchain import between_steps, chain_codes
+from ws_leakcheck.connections import Connections
 
 ON_LOOP_TIMEOUT = 2.0
+REQUEST_TIMEOUT = 5.0
+"""Seconds the reporter waits for an asker's request line before it drops the connection."""
 
 
 class Reported:
-    """An ASGI app that counts what the app it wraps is doing, and answers on a Unix socket."""
+    """An ASGI app that counts what the app it wraps is doing (``ws_leakcheck.connections``), and answers on a Unix
+    socket."""
 
     def __init__(self, app: Callable[..., Any], report_socket: str, watch: tuple[str, ...] = ()) -> None:
         self.app = app
         self.watch = watch
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.live = 0
-        self.opened = 0
-        self.ended = 0
-        self.sends = 0
-        self.sending = 0
-        self.endings: dict[str, int] = {}
-        self.close_codes: list[int] = []
+        self.counts = Connections()
+        self._counted = self.counts.wrap(app)
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._listener.bind(report_socket)
         self._listener.listen(16)
-        threading.Thread(target=self._answer_forever, name="lab-reporter", daemon=True).start()
+        self._answering = threading.Thread(target=self._answer_forever, name="lab-reporter", daemon=True)
+        self._answering.start()
 
     async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
         self.loop = asyncio.get_running_loop()
-        if scope["type"] != "websocket":
-            await self.app(scope, receive, send)
-            return
-
-        async def counted_receive() -> dict[str, Any]:
-            message: dict[str, Any] = await receive()
-            if message["type"] == "websocket.disconnect":
-                self.close_codes.append(int(message.get("code", 1005)))
-            return message
-
-        async def counted_send(message: dict[str, Any]) -> None:
-            if message["type"] == "websocket.send":
-                self.sends += 1
-            self.sending += 1
-            try:
-                await send(message)
-            finally:
-                self.sending -= 1
-
-        self.live += 1
-        self.opened += 1
-        ending = "returned"
-        try:
-            await self.app(scope, counted_receive, counted_send)
-        except BaseException as error:
-            ending = type(error).__name__
-            raise
-        finally:
-            self.live -= 1
-            self.ended += 1
-            self.endings[ending] = self.endings.get(ending, 0) + 1
+        await self._counted(scope, receive, send)
 
     def report(self) -> dict[str, Any]:
         return {
             "pid": os.getpid(),
             "t": time.monotonic(),
-            "handlers": self.live,
-            "opened": self.opened,
-            "ended": self.ended,
-            "sends": self.sends,
-            "sending": self.sending,
-            "endings": dict(self.endings),
-            "close_codes": list(self.close_codes),
+            "handlers": len(self.counts.live),
+            "opened": self.counts.opened,
+            "ended": self.counts.ended,
+            "sends": self.counts.sends,
+            "sending": self.counts.sending,
+            "endings": dict(self.counts.endings),
+            "close_codes": list(self.counts.close_codes),
             "alive": self._alive(),
         }
 
@@ -124,6 +96,16 @@ class Reported:
         except (RuntimeError, concurrent.futures.TimeoutError):
             return dict.fromkeys(self.watch, -1)  # the loop did not answer: unknown, not zero
 
+    def close(self) -> None:
+        """Stop answering (a worker process's reporter ends with its process; a test's ends here)."""
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the thread's accept()
+        self._listener.close()
+        self._answering.join(ON_LOOP_TIMEOUT + REQUEST_TIMEOUT)
+
+    def answer(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        return self.report() if request.get("op") == "report" else wire.unknown(request)
+
     def _answer_forever(self) -> None:
         while True:
             try:
@@ -131,10 +113,12 @@ class Reported:
             except OSError:
                 return
             with connection:
+                connection.settimeout(REQUEST_TIMEOUT)
                 try:
-                    connection.sendall(json.dumps(self.report()).encode() + b"\n")
-                except OSError:
-                    continue
+                    request = wire.decode(connection.makefile("rb").readline())
+                    connection.sendall(wire.encode(wire.answered(request, self.answer)).encode())
+                except (OSError, ValueError):
+                    continue  # an asker that left, or sent no request: nobody to answer
 
 
 def from_environment() -> OwnerOnly:
@@ -152,10 +136,14 @@ def read_report(path: str, timeout: float = 30.0) -> dict[str, Any]:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
         sock.connect(path)
+        sock.sendall(wire.encode({"op": "report"}).encode())
         data = b""
         while not data.endswith(b"\n"):
             chunk = sock.recv(65536)
             if not chunk:
                 break
             data += chunk
-    return dict(json.loads(data))
+    answer = wire.decode(data)
+    if "error" in answer:
+        raise RuntimeError(f"the worker's reporter could not answer: {answer['message']}")
+    return answer

@@ -9,9 +9,9 @@ the clients and the report stay in the lab. It runs in two ways, with the same c
   without the checker's environment): requests and answers are JSON lines on stdin/stdout, so only the server
   package (uvicorn) must exist there. This module and the ones it imports use only the standard library.
 
-Requests are dicts with an ``op``: ``start``, ``mark``, ``snapshot``, ``stop``. Every answer
-is a dict; a mistake of the user's (an import that fails, a path that is not a WebSocket
-route, a startup that fails) is ``{"error": "usage", "message": ...}``.
+Requests and answers are the observers' messages (``ws_leakcheck.wire``); the ``op``s are ``start``, ``mark``,
+``snapshot``, ``stop``. A mistake of the user's (an import that fails, a path that is not a WebSocket route, a
+startup that fails) is answered ``{"error": "usage", "message": ...}``.
 """
 
 from __future__ import annotations
@@ -23,20 +23,20 @@ import ctypes
 import functools
 import gc
 import inspect
-import json
 import logging
 import os
 import socket
 import sys
 import threading
 import time
-import traceback
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import CodeType, ModuleType
 from typing import Any
 
+from ws_leakcheck import wire
 from ws_leakcheck.awaitchain import between_steps, chain_codes
+from ws_leakcheck.connections import Connections
 from ws_leakcheck.errors import UsageError
 from ws_leakcheck.importer import PACKAGE_FOLDER, load, site
 from ws_leakcheck.servers import HOST, RUNNERS, ServerRunner
@@ -361,68 +361,6 @@ class Exceptions(logging.Handler):
         return counts
 
 
-class Sends:
-    """Counts the app's ``websocket.send`` messages per path, and the sends still in progress, through a wrapped
-    ASGI ``send``: a handler that keeps sending after its client left (a zombie) is told from one blocked in a
-    send (a peer that stopped reading). Only connections opened since the last ``mark`` count."""
-
-    def __init__(self) -> None:
-        self.next_id = 0
-        self.live: dict[int, str] = {}
-        """Connection -> its path, while the app runs it."""
-        self.marked: set[int] = set()
-        self.total: dict[str, int] = {}
-        self.pending: dict[int, float] = {}
-        """Connection -> when its send in progress started (monotonic)."""
-
-    def wrap(self, app: Any) -> Any:
-        sends = self
-
-        async def counted(scope: Any, receive: Any, send: Any) -> Any:
-            if scope.get("type") != "websocket":
-                return await app(scope, receive, send)
-            sends.next_id += 1
-            conn, path = sends.next_id, str(scope.get("path", ""))
-            sends.live[conn] = path
-
-            async def counting_send(message: Any) -> Any:
-                if message.get("type") != "websocket.send":
-                    return await send(message)
-                if conn not in sends.marked:
-                    sends.total[path] = sends.total.get(path, 0) + 1
-                sends.pending[conn] = time.monotonic()
-                try:
-                    return await send(message)
-                finally:
-                    sends.pending.pop(conn, None)
-
-            try:
-                return await app(scope, receive, counting_send)
-            finally:
-                sends.live.pop(conn, None)
-                sends.pending.pop(conn, None)
-
-        return counted
-
-    def mark(self) -> None:
-        self.marked = set(self.live)
-        self.total = {}
-
-    def read(self, paths: list[str], blocked_after: float = 0.5) -> dict[str, list[int]]:
-        """Path -> [sends since the mark, this phase's connections blocked in a send for ``blocked_after`` s]."""
-        now = time.monotonic()
-        blocked: dict[str, int] = {}
-        for conn, since in list(self.pending.items()):
-            path = self.live.get(conn)
-            if path is not None and conn not in self.marked and now - since >= blocked_after:
-                blocked[path] = blocked.get(path, 0) + 1
-        found = {}
-        for path in paths:
-            bare = path.partition("?")[0]
-            found[path] = [self.total.get(bare, 0), blocked.get(bare, 0)]
-        return found
-
-
 class Shutdown(logging.Handler):
     """What the server logs while it shuts down (its INFO lines included: uvicorn's "Waiting for ...")."""
 
@@ -470,34 +408,32 @@ class Agent:
         self.server_files: tuple[str, ...] = ()
         self.beat = 0.0
         self.errors = Exceptions(None)
-        self.sends = Sends()
+        self.connections = Connections()
         self.startup_errors: list[str] = []
         self._propagate: dict[str, bool] = {}
         self._stopped: dict[str, Any] | None = None
         self._frozen_gc = False
 
-    def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+    def handle(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """The answer to one request, in the observers' message format (``ws_leakcheck.wire``)."""
+        return wire.answered(request, self._dispatch)
+
+    def _dispatch(self, request: Mapping[str, Any]) -> dict[str, Any]:
         op = request.get("op")
-        try:
-            if op == "start":
-                return self.start(request)
-            if op == "mark":
-                return self.mark()
-            if op == "snapshot":
-                return self.snapshot(bool(request.get("retained")))
-            if op == "stop":
-                limit = request.get("limit")
-                return self.stop(None if limit is None else float(limit))
-            return {"error": "usage", "message": f"Unknown request {op!r}."}
-        except UsageError as error:
-            return {"error": "usage", "message": str(error)}
-        except Exception as error:  # noqa: BLE001 - reported to the lab as the checker's own failure
-            return {"error": "internal", "message": f"{type(error).__name__}: {error}",
-                    "traceback": traceback.format_exc()}
+        if op == "start":
+            return self.start(request)
+        if op == "mark":
+            return self.mark()
+        if op == "snapshot":
+            return self.snapshot(bool(request.get("retained")))
+        if op == "stop":
+            limit = request.get("limit")
+            return self.stop(None if limit is None else float(limit))
+        return wire.unknown(request)
 
     # Starting.
 
-    def start(self, request: dict[str, Any]) -> dict[str, Any]:
+    def start(self, request: Mapping[str, Any]) -> dict[str, Any]:
         spec = request["app"]
         app_dir = request.get("app_dir")
         if app_dir and isinstance(spec, str) and app_dir not in sys.path:
@@ -520,7 +456,7 @@ class Agent:
         sock.listen(128)
         port = sock.getsockname()[1]  # read now: daphne adopts the descriptor and closes ours
         try:
-            self.runner = RUNNERS[server](self.sends.wrap(app), sock, request)
+            self.runner = RUNNERS[server](self.connections.wrap(app), sock, request)
         except ModuleNotFoundError as missing:
             sock.close()
             raise UsageError(f"The {server} server is not installed in this Python ({sys.executable}): "
@@ -697,7 +633,7 @@ class Agent:
         self.marked = {id(t) for t in self._tasks()}
         self.handler_tasks = weakref.WeakKeyDictionary()
         self.cancelled = {}
-        self.sends.mark()
+        self.connections.mark()
         return {"exceptions": self.errors.take()}
 
     def snapshot(self, retained: bool = False) -> dict[str, Any]:
@@ -707,7 +643,7 @@ class Agent:
         read["loop_lag"] = round(lag, 3)
         read["in_loop"] = in_loop
         read["cpu"] = self._cpu()
-        read["sends"] = self.sends.read(list(self.targets))
+        read["sends"] = self.connections.read(list(self.targets))
         if retained:
             gc.collect()
             read["retained"] = self._retained()
@@ -918,9 +854,8 @@ def main() -> int:
     for line in sys.stdin:
         if not line.strip():
             continue
-        request = json.loads(line)
-        answer = agent.handle(request)
-        protocol.write(json.dumps(answer) + "\n")
+        request = wire.decode(line)
+        protocol.write(wire.encode(agent.handle(request)))
         protocol.flush()
         if request.get("op") == "stop":
             break
