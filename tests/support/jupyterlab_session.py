@@ -1,7 +1,8 @@
 """JupyterLab, as a learner runs it, driven by a real browser (Debian's Chromium through Playwright).
 
 One JupyterLab server per test session, started with a JupyterHub-like base URL (``/user/learner/``)
-on a copy of the notebooks, with jupyter-server-proxy, on 127.0.0.1 only.
+on a copy of the notebooks, with jupyter-server-proxy, on 127.0.0.1 only; one page of it in Chromium, where the
+notebooks are opened, run and closed one after another.
 """
 
 from __future__ import annotations
@@ -18,11 +19,14 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nbformat
 
 from helpers.browser import CHROMIUM_ARGS, chromium_path
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 from tests.support.notebook_kernel import NOTEBOOKS, TRANSPORT_ENCRYPTION, first_error, stray_tracebacks
 
 BASE_URL = "/user/learner/"
@@ -89,6 +93,7 @@ class JupyterLabSession:
         self.log = open(self.root / "jupyterlab.log", "w")  # noqa: SIM115 - open for the session; close() closes it
         ARTIFACTS.mkdir(exist_ok=True)
         self.last_runs: dict[str, BrowserRun] = {}
+        self._page: Page | None = None
         try:
             for _ in range(START_ATTEMPTS):
                 self._start_server()
@@ -122,7 +127,9 @@ class JupyterLabSession:
              "--ServerApp.password=", f"--ServerApp.root_dir={self.root}", "--ServerApp.disable_check_xsrf=True",
              f"--LabApp.workspaces_dir={self.root / '.workspaces'}",
              f"--LabApp.user_settings_dir={self.root / '.settings'}",
-             "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+             "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+             # window.jupyterapp, as JupyterLab's own browser tests (Galata) use it: one page opens every notebook
+             "--LabApp.expose_app_in_browser=True"],
             stdout=self.log, stderr=subprocess.STDOUT,
         )
 
@@ -171,11 +178,33 @@ class JupyterLabSession:
             time.sleep(0.2)
         raise RuntimeError(f"JupyterLab's kernel for {name} did not become ready within {timeout} s")
 
+    def _lab_page(self) -> Page:
+        """The page JupyterLab runs in, loaded once per session with a fresh workspace, as a learner keeps one tab
+        open and opens notebook after notebook (loading JupyterLab cost Chromium about 4 CPU-s per notebook)."""
+        if self._page is None:
+            page = self.browser.new_page(viewport={"width": 1400, "height": 1000})
+            try:
+                page.goto(self.authenticated("lab?reset"), timeout=60_000)
+                page.wait_for_function("() => window.jupyterapp !== undefined", timeout=60_000)
+                page.evaluate("() => window.jupyterapp.started")
+            except BaseException:
+                page.close()
+                raise
+            self._page = page
+        return self._page
+
+    def _drop_page(self) -> None:
+        if self._page is not None:
+            page, self._page = self._page, None
+            page.close()
+
     def run_notebook(self, name: str, timeout: float = 300) -> BrowserRun:
-        """Open the notebook in JupyterLab, Run All Cells, wait until every cell ran or one shows an error, save."""
-        page = self.browser.new_page(viewport={"width": 1400, "height": 1000})
+        """Open the notebook in JupyterLab, Run All Cells, wait until every cell ran or one shows an error, save,
+        close it."""
+        page = self._lab_page()
+        finished = False
         try:
-            page.goto(self.authenticated(f"lab/tree/{name}?reset"), timeout=60_000)
+            page.evaluate("path => window.jupyterapp.commands.execute('docmanager:open', {path})", name)
             page.wait_for_selector(f"{PANEL} .jp-Cell", timeout=60_000)
             self._wait_kernel_connected(name)
             page.click(".lm-MenuBar-itemLabel:text-is('Run')")
@@ -205,13 +234,18 @@ class JupyterLabSession:
                 seconds, images, error_cells, self.root / name, screenshot, first_error(saved),
                 tuple(dict.fromkeys([*shown_stray, *stray_tracebacks(saved)])),
             )
+            page.evaluate("() => window.jupyterapp.commands.execute('application:close-all')")
+            page.wait_for_function(f"() => document.querySelector('{PANEL}') === null", timeout=10_000)
+            finished = True
             return self.last_runs[name]
         finally:
-            page.close()
+            if not finished:
+                self._drop_page()  # the next notebook starts on a fresh page, not behind a dialog left here
             self.shut_down_kernels()
 
     def close(self) -> None:
         try:
+            self._drop_page()
             self.browser.close()
             self._playwright.stop()
         finally:
