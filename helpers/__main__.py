@@ -14,7 +14,9 @@ environment is reused; it is reinstalled when pyproject.toml changes.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -130,12 +132,25 @@ def _reachable(url: str) -> bool:
         return False
 
 
+INSTALLED_TABLES = ("build-system", "project", "tool.setuptools")
+"""The tables of a pyproject.toml that decide what an install puts in the environment (the tools' settings, pytest's
+or ruff's, do not)."""
+
+
 def install_stamp(root: Path) -> str:
-    """What an environment installed from the clone at ``root`` records. Either project file changing reinstalls (the
-    lab's pins, or the checker's own dependencies), and so does another clone: the install is editable, so an
-    environment made from one clone (a LAB_VENV shared by two) would import that clone's code."""
-    projects = (root / "pyproject.toml", root / "ws-leakcheck" / "pyproject.toml")
-    return hashlib.sha256(str(root).encode() + b"".join(path.read_bytes() for path in projects)).hexdigest()
+    """What an environment installed from the clone at ``root`` records. Either project's installed tables changing
+    reinstalls (the lab's pins, or the checker's own dependencies), and so does another clone: the install is
+    editable, so an environment made from one clone (a LAB_VENV shared by two) would import that clone's code."""
+    import tomllib  # Python 3.11's: imported only once _ensure_environment has checked the version
+
+    wanted = {}
+    for path in (root / "pyproject.toml", root / "ws-leakcheck" / "pyproject.toml"):
+        tables = tomllib.loads(path.read_text())
+        wanted[path.name + ":" + path.parent.name] = {
+            name: functools.reduce(lambda table, key: table.get(key, {}), name.split("."), tables)
+            for name in INSTALLED_TABLES
+        }
+    return hashlib.sha256(str(root).encode() + json.dumps(wanted, sort_keys=True).encode()).hexdigest()
 
 
 def _ensure_environment() -> Path:

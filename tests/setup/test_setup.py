@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -173,3 +174,31 @@ def test_pip_compiles_at_install_only_where_python_writes_no_bytecode_itself(fla
                            "from helpers.__main__ import NO_COMPILE; print(NO_COMPILE)"],
                           cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == expected, done.stderr
+
+
+def _clone_projects(folder: Path, edit: Callable[[str], str] = lambda text: text) -> Path:
+    (folder / "ws-leakcheck").mkdir(parents=True)
+    for name in ("pyproject.toml", "ws-leakcheck/pyproject.toml"):
+        (folder / name).write_text(edit((ROOT / name).read_text()))
+    return folder
+
+
+@pytest.mark.fast
+def test_a_change_to_the_test_tools_settings_does_not_reinstall_the_environment(tmp_path):
+    from helpers.__main__ import install_stamp
+
+    before = install_stamp(_clone_projects(tmp_path / "a"))
+    (tmp_path / "a").rename(tmp_path / "b")
+    after = install_stamp(_clone_projects(tmp_path / "a", lambda text: text.replace("--durations=12", "--durations=5")))
+    assert "--durations=12" in (ROOT / "pyproject.toml").read_text()
+    assert after == before
+
+
+@pytest.mark.fast
+def test_a_changed_pin_reinstalls_the_environment(tmp_path):
+    from helpers.__main__ import install_stamp
+
+    before = install_stamp(_clone_projects(tmp_path / "a"))
+    (tmp_path / "a").rename(tmp_path / "b")
+    after = install_stamp(_clone_projects(tmp_path / "a", lambda text: text.replace('"pytest==', '"pytest>=')))
+    assert after != before
