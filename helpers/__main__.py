@@ -9,7 +9,8 @@
     python3 -m helpers canary      # run the lab's claims on the newest releases, in a throwaway environment
 
 Standard library only: this runs before any dependency is installed. The virtual
-environment is reused; it is reinstalled when pyproject.toml changes.
+environment is reused; it is reinstalled when what a pyproject.toml says to install changes (its build-system,
+project or tool.setuptools table, the lab's or the checker's).
 """
 
 from __future__ import annotations
@@ -146,11 +147,11 @@ def install_stamp(root: Path) -> str:
     wanted = {}
     for path in (root / "pyproject.toml", root / "ws-leakcheck" / "pyproject.toml"):
         tables = tomllib.loads(path.read_text())
-        wanted[path.name + ":" + path.parent.name] = {
+        wanted[str(path.relative_to(root))] = {
             name: functools.reduce(lambda table, key: table.get(key, {}), name.split("."), tables)
             for name in INSTALLED_TABLES
         }
-    return hashlib.sha256(str(root).encode() + json.dumps(wanted, sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(str(root).encode() + json.dumps(wanted, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _ensure_environment() -> Path:

@@ -119,8 +119,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The tests that read the other Pythons' results (tests/notebooks/test_pythons.py) come last. Each waits for its
     notebook's run in the background: dispatched in the middle of the session, they held four of the five test
-    workers waiting for minutes while tests that run something waited their turn. pytest-xdist's ``loadgroup`` hands
-    out the groups first, then single tests in this order."""
+    workers waiting for minutes while tests that run something waited their turn. pytest-xdist's ``loadgroup``, with
+    its default ``--loadscope-reorder``, hands out the groups first (the largest first), then single tests in this
+    order."""
     waiting = [item for item in items
                if item.path.name == "test_pythons.py" and item.get_closest_marker("fast") is None]
     items[:] = [item for item in items if item not in waiting] + waiting

@@ -39,13 +39,15 @@ from ws_leakcheck.servers import DaphneRunner
 
 EXIT_GRACE = 5.0
 _out = threading.Lock()
+_protocol = sys.stdout
+"""Where the answers go: the process's stdout, which ``main`` keeps for them alone (the app's prints go to stderr)."""
 
 
 def write(message: dict[str, Any]) -> None:
     line = wire.encode(message)
     with _out:
-        sys.__stdout__.write(line)  # type: ignore[union-attr]
-        sys.__stdout__.flush()  # type: ignore[union-attr]
+        _protocol.write(line)
+        _protocol.flush()
 
 
 class ToKernel(logging.Handler):
@@ -127,6 +129,10 @@ def read_requests(agent: Agent, reactor: Any) -> None:
 
 
 def main() -> None:
+    global _protocol
+    _protocol = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # what the app prints (a print in an except block, say) must not break a line of the protocol
+    sys.stdout = sys.stderr
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("app", help="module:attribute")
     parser.add_argument("--fd", type=int, required=True)

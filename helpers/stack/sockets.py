@@ -23,9 +23,10 @@ class WorkerSockets:
     def read(self) -> list[tuple[int, int, int]]:
         """(remote port, state, send queue in bytes) of each, the listening socket left out.
 
-        One row per remote port: the file is read in several system calls, and a socket can be listed twice when
-        others open and close meanwhile (a suite run on a busy host counted 11 connections where 3 clients were
-        connected, and 3 right after)."""
+        One row per remote port: the file is read in several system calls, and a socket can be listed twice (or
+        missed) when others open and close meanwhile. A suite run on a busy host counted 11 connections where 3
+        clients were connected, and 3 right after; the rows were not kept, so a double listing is the likely cause,
+        not a shown one."""
         return self.rows(Path("/proc/net/tcp").read_text())
 
     def rows(self, table: str) -> list[tuple[int, int, int]]:

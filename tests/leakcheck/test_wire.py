@@ -10,10 +10,13 @@ from ws_leakcheck.errors import UsageError
 
 ROOT = Path(__file__).resolve().parents[2]
 OBSERVERS = ("ws-leakcheck/src/ws_leakcheck/agent.py", "helpers/servers/daphne_agent.py", "helpers/stack/reporter.py")
+ASKERS = ("ws-leakcheck/src/ws_leakcheck/observe.py", "helpers/servers/daphne.py")
+"""The other ends: the checker's link to its agent in another interpreter, the kernel's to daphne's agent (the
+reporter's asker, ``read_report``, is in the reporter's module)."""
 
 
 @pytest.mark.fast
-def test_a_message_is_one_line_and_reads_back_as_itself():
+def test_a_message_is_one_line_and_reads_back_with_what_json_cannot_hold_as_text():
     line = wire.encode({"id": 3, "alive": {"feed": 2}, "path": Path("/ws")})
     assert line.endswith("\n") and line.count("\n") == 1
     assert wire.decode(line) == {"id": 3, "alive": {"feed": 2}, "path": "/ws"}
@@ -49,11 +52,11 @@ def test_the_observers_own_failure_is_internal_with_its_traceback():
 
 
 @pytest.mark.fast
-@pytest.mark.parametrize("path", OBSERVERS)
-def test_every_observer_speaks_through_wire_and_writes_no_json_of_its_own(path):
+@pytest.mark.parametrize("path", OBSERVERS + ASKERS)
+def test_every_observer_and_asker_speaks_through_wire_and_writes_no_json_of_its_own(path):
     tree = ast.parse((ROOT / path).read_text())
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {f"{node.module}.{alias.name}" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
                  for alias in node.names}
     assert "ws_leakcheck.wire" in imported
-    assert "json" not in imported
+    assert not {name for name in imported if name == "json" or name.startswith("json.")}

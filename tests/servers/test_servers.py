@@ -15,6 +15,7 @@ from typing import Any, cast
 import psutil
 import pytest
 from fastapi import FastAPI, WebSocket
+from websockets.sync.client import connect
 
 from helpers import clients
 from helpers.apps import fixed, seed
@@ -41,6 +42,14 @@ app = FastAPI()
 async def fails(websocket: WebSocket):
     await websocket.accept()
     raise ValueError("the handler failed")
+
+
+@app.websocket("/prints")
+async def prints(websocket: WebSocket):
+    print("a learner's print in a handler")
+    await websocket.accept()
+    await websocket.send_text("printed")
+    await websocket.receive_text()
 
 
 def settings(server: str) -> dict[str, Any]:
@@ -341,3 +350,13 @@ def test_every_in_kernel_server_is_run_by_the_checkers_adapter(server):
     assert isinstance(lab, InProcessServer)
     assert type(lab.runner) is RUNNERS[server]
     assert lab.runner.started()
+
+
+def test_what_an_app_prints_under_daphne_does_not_break_the_kernels_questions():
+    """daphne's agent keeps its stdout for its answers: a handler's print goes to its stderr."""
+    lab = serve("tests.servers.test_servers:app", server="daphne")
+    assert isinstance(lab, DaphneServer)
+    with connect(f"ws://127.0.0.1:{lab.port}/prints", open_timeout=10) as ws:
+        assert ws.recv(timeout=10) == "printed"
+        assert lab.count_alive({"prints": prints}) == {"prints": 1}
+    assert eventually(lambda: "a learner's print in a handler" in lab._stderr, timeout=5)

@@ -2,7 +2,8 @@
 
 The Pythons: Debian's python3 and the newest CPython 3.12 and 3.13 on this machine (the rest of the suite runs on
 the Python of the lab's own environment). Each gets the lab's environment exactly as ``python3 -m helpers`` makes it
-(``LAB_VENV`` points it into the lab's cache, one per interpreter; it reinstalls when pyproject.toml changes). Each
+(``LAB_VENV`` points it into the lab's cache, one per interpreter; it reinstalls when what pyproject.toml says to
+install changes). Each
 notebook then runs top to bottom, headless, in a fresh kernel of that Python.
 
 Those runs are mostly waiting (on timeouts, on servers), so they start with the test session, in a process of their own
@@ -43,7 +44,8 @@ AT_ONCE = 3
 STACK_NOTEBOOKS = ("10_production_proxy_redis", "11_production_heavy_sender", "09_production_deploys", "07_at_scale")
 """The notebooks that start many server processes or clients: in the background, at most ``STACKS_AT_ONCE`` of them
 at a time and never one on two Pythons at once (it used to run notebook 11 on three Pythons at once, beside the
-suite's own run of it). Listed in the order the runs take them: the longest first, by their time in a suite run."""
+suite's own run of it). Listed in the order the runs take them: the longest first, by their wall time in the suite
+runs of 2026-12-07 (10 and 11 took 80 to 100 s on 3.12 or 3.13 there, 07 and 09 30 to 45 s on one of them)."""
 STACKS_AT_ONCE = 2
 
 WANTED = {
@@ -126,8 +128,9 @@ def _run_notebook(lab_python: Path, python: pythons.Interpreter, path: Path, res
 
 def run_order(paths: list[Path]) -> list[Path]:
     """The order the background runs take the notebooks in: the stack notebooks first, the longest first
-    (``STACK_NOTEBOOKS``), then the others from the last to the first. Only two stack notebooks run at a time, so
-    left to the end (the lab's order) they ran two by two after everything else, the last minutes of the suite."""
+    (``STACK_NOTEBOOKS``), then the others from the last to the first (08 starts a browser; 00 runs in seconds). Only
+    two stack notebooks run at a time, so left to the end (the lab's order) they ran two by two after everything
+    else, the last minutes of the suite."""
     stacks = [path for stem in STACK_NOTEBOOKS for path in paths if path.stem == stem]
     return stacks + [path for path in reversed(paths) if path not in stacks]
 
@@ -154,6 +157,10 @@ def run_all(folder: Path) -> None:
                 environment = lab_environment(python)
             except (RuntimeError, subprocess.TimeoutExpired) as error:
                 _write(folder / wanted / "python.json", {"error": str(error)})
+                return
+            except Exception as error:  # noqa: BLE001 - this Python's tests report it, and the other Python runs on
+                failed = f"setting up failed: {type(error).__name__}: {error}"
+                _write(folder / wanted / "python.json", {"error": failed})
                 return
             _write(folder / wanted / "python.json", {"version": python.version, "label": python.label})
             with taking:

@@ -33,7 +33,8 @@ class Connections:
         self.sending = 0
         """Calls to ``send`` in progress now, of any message (an accept or a close can wait too)."""
         self.close_codes: list[int] = []
-        """The code of every ``websocket.disconnect`` the app's ``receive`` returned, in order."""
+        """The code of every ``websocket.disconnect`` the app's ``receive`` returned, in order (1005, "no status",
+        where it carried none)."""
         self.marked: set[int] = set()
         """The connections open at the last ``mark``: their sends no longer count per path."""
         self.since_mark: dict[str, int] = {}
@@ -57,7 +58,8 @@ class Connections:
             async def counted_receive() -> Message:
                 message = await receive()
                 if message.get("type") == "websocket.disconnect":
-                    counts.close_codes.append(int(message.get("code", 1005)))
+                    code = message.get("code")  # daphne passes None on a close frame without a code
+                    counts.close_codes.append(code if isinstance(code, int) else 1005)
                 return message
 
             async def counted_send(message: Message) -> None:

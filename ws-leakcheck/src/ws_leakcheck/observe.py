@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import json
 import os
 import queue
 import subprocess
@@ -30,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ws_leakcheck import agent as agent_module
-from ws_leakcheck import importer
+from ws_leakcheck import importer, wire
 from ws_leakcheck.clients import CHECKED_WAYS, Clients
 from ws_leakcheck.config import Script, parse_header
 from ws_leakcheck.errors import CheckerFailed, UsageError
@@ -148,7 +147,7 @@ class Subprocess:
     def request(self, message: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
         try:
             assert self.process.stdin is not None
-            self.process.stdin.write(json.dumps(message) + "\n")
+            self.process.stdin.write(wire.encode(message))
             self.process.stdin.flush()
             line = self.answers.get(timeout=timeout)
         except (BrokenPipeError, queue.Empty) as error:
@@ -158,7 +157,7 @@ class Subprocess:
             self.process.wait(2.0)
             raise CheckerFailed(f"the agent exited with status {self.process.returncode} during {message['op']!r}; "
                                 f"{self._tail()}")
-        return _answered(json.loads(line))
+        return _answered(wire.decode(line))
 
     def _tail(self) -> str:
         time.sleep(0.1)

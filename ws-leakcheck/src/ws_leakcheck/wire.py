@@ -9,7 +9,7 @@ Three observers speak it: the checker's agent (``ws_leakcheck.agent``, on stdin 
 - An answer is one JSON object on one line. A request that could not be answered gets
   ``{"error": KIND, "message": ...}``: KIND ``"usage"`` for a mistake of the caller's (a wrong app path, an unknown
   ``op``), ``"internal"`` for the observer's own failure.
-- An observer may also send lines nobody asked for, each an object whose one key says what it is
+- An observer may also send lines nobody asked for, each an object whose first key says what it is
   (``{"ready": ...}``, ``{"log": ...}``).
 
 Standard library only: it runs in the server's interpreter.
@@ -58,5 +58,6 @@ def answered(request: Mapping[str, Any], handle: Callable[[Mapping[str, Any]], d
     except UsageError as error:
         answer = failure(USAGE, str(error))
     except Exception as error:  # noqa: BLE001 - reported to the asker, which decides what it means
-        answer = {**failure(INTERNAL, f"{type(error).__name__}: {error}"), "traceback": traceback.format_exc()}
+        described = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+        answer = {**failure(INTERNAL, described), "traceback": traceback.format_exc()}
     return answer if "id" not in request else {"id": request["id"], **answer}
