@@ -7,7 +7,7 @@ at ``{base_url}proxy/PORT/dashboard``, and over https (``wss:``) on Binder or a 
 Only a browser given this kernel's link (which carries its key) gets the page and the app's WebSockets.
 On a JupyterHub that runs every user on one host, loopback ports are shared, so another user's proxy can
 reach this kernel's port (measured: docs/instructor_guide.md, "One host: measured"). Two locks answer that.
-Every lab server refuses connections from another Unix user's processes (``helpers.owner_only``, Linux).
+Every lab server refuses connections from another Unix user's processes (``ws_leakcheck.owner_only``, Linux).
 And ``add_dashboard`` puts the app behind a per-kernel key, for systems where the owner cannot be read:
 every request needs ``key=`` in its query string (the page passes on the one in its own link, which
 ``dashboard_link`` writes). A page asked for without it gets HTTP 403. A WebSocket without it is accepted,

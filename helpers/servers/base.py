@@ -27,12 +27,12 @@ import websockets.sync.client as sync_client
 
 from helpers.errors import LabError
 from helpers.loopthread import LoopThread
-from helpers.owner_only import OwnerOnly
 from helpers.routes import ASGIApp, check_websocket_path
 from helpers.serverlog import ServerLog
 from helpers.servers.asgiscope import SCOPE_PATH, ScopeReporter
 from ws_leakcheck import awaitchain
 from ws_leakcheck.errors import UsageError
+from ws_leakcheck.owner_only import OwnerOnly
 from ws_leakcheck.servers import HOST as HOST
 from ws_leakcheck.servers import RUNNERS, ServerRunner
 

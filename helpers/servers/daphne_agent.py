@@ -32,9 +32,9 @@ from collections.abc import Mapping
 from types import CodeType
 from typing import Any
 
-from helpers.owner_only import OwnerOnly
 from helpers.servers.asgiscope import ScopeReporter
 from ws_leakcheck import awaitchain, importer, wire
+from ws_leakcheck.owner_only import OwnerOnly
 from ws_leakcheck.servers import DaphneRunner
 
 EXIT_GRACE = 5.0

@@ -43,7 +43,7 @@ class UvicornServer(InProcessServer):
         super().__init__(app, **settings)
 
     def _options(self) -> dict[str, Any]:
-        # proxy_headers False: the client in the scope is the TCP peer, as helpers.owner_only needs, not what an
+        # proxy_headers False: the client in the scope is the TCP peer, as ws_leakcheck.owner_only needs, not what an
         # X-Forwarded-For header says (uvicorn trusts it from 127.0.0.1, where configurable-http-proxy adds it).
         return {**super()._options(), "ws": self.ws, "proxy_headers": False}
 

@@ -127,7 +127,7 @@ http {{
             proxy_set_header Upgrade $http_upgrade;
             proxy_set_header Connection $connection_upgrade;
             proxy_set_header Host $host;
-            # Who the client is, for the workers' check that it is a process of this user (helpers.owner_only).
+            # Who the client is, for the workers' check that it is a process of this user (ws_leakcheck.owner_only).
             proxy_set_header X-Lab-Client "$remote_addr:$remote_port $server_addr:$server_port";
             proxy_read_timeout {_seconds('proxy_read_timeout', proxy_read_timeout)};
             proxy_send_timeout {_seconds('proxy_send_timeout', proxy_send_timeout)};

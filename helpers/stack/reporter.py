@@ -33,10 +33,10 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from helpers.owner_only import OwnerOnly
 from ws_leakcheck import wire
 from ws_leakcheck.awaitchain import between_steps, chain_codes
 from ws_leakcheck.connections import Connections
+from ws_leakcheck.owner_only import OwnerOnly
 
 ON_LOOP_TIMEOUT = 2.0
 REQUEST_TIMEOUT = 5.0
@@ -123,7 +123,7 @@ class Reported:
 
 def from_environment() -> OwnerOnly:
     """The app named by ``LAB_APP``, wrapped (see the module's docstring), and refused to other users
-    of this machine (``helpers.owner_only``)."""
+    of this machine (``ws_leakcheck.owner_only``)."""
     module_name, _, attribute = os.environ["LAB_APP"].partition(":")
     app = getattr(importlib.import_module(module_name), attribute)
     watch = tuple(name for name in os.environ.get("LAB_WATCH", "").split(",") if name)

@@ -15,8 +15,8 @@ import struct
 import threading
 from collections import Counter
 
-from helpers.owner_only import socket_is_ours
 from helpers.stack.processes import HOST
+from ws_leakcheck.owner_only import socket_is_ours
 
 CHUNK = 65536
 

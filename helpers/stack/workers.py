@@ -34,7 +34,7 @@ def _command(server: str, fd: int, *, ping_interval: float | None, ping_timeout:
     if server == "uvicorn":
         argv = [*python, "--factory", "helpers.stack.reporter:from_environment", "--fd", str(fd),
                 "--lifespan", "on" if lifespan else "off", "--no-access-log",
-                "--no-proxy-headers"]  # the scope's client is the TCP peer, which helpers.owner_only checks
+                "--no-proxy-headers"]  # the scope's client is the TCP peer, which ws_leakcheck.owner_only checks
         argv += ["--log-level", "trace"] if trace else []
         argv += ["--ws-ping-interval", str(ping_interval or 0)] if ping_interval is not None else []
         argv += ["--ws-ping-timeout", str(ping_timeout)] if ping_timeout is not None else []

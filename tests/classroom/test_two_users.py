@@ -156,3 +156,21 @@ def test_a_lab_server_in_the_kernel_refuses_another_user_and_serves_its_owner(se
         stop_current()
     assert (theirs["worker websocket"], theirs["worker http"]) == ("403", "403"), theirs
     assert (ours["worker websocket"], ours["worker http"]) == ("101", "200"), ours
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "hypercorn"])
+def test_the_leak_checkers_server_refuses_another_user_so_they_cannot_change_its_count(server, stranger):
+    """A new user's trial: root's connections to a check running as another user reached the app and were
+    counted ("6 of 5 handler coroutines"). The checker's agent serves the app to its owner's processes only."""
+    from ws_leakcheck.agent import Agent
+
+    agent = Agent()
+    started = agent.handle({"op": "start", "app": SMALL_APP, "paths": ["/ws"], "server": server})
+    try:
+        assert "error" not in started, started
+        doors = {"worker_port": started["port"], "path": "/ws", "http_path": "/page"}
+        theirs, ours = try_doors(doors, stranger), try_doors(doors, None)
+    finally:
+        agent.handle({"op": "stop"})
+    assert (theirs["worker websocket"], theirs["worker http"]) == ("403", "403"), theirs
+    assert (ours["worker websocket"], ours["worker http"]) == ("101", "200"), ours

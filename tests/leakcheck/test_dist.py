@@ -82,7 +82,8 @@ def test_the_tool_imports_nothing_from_the_lab(path):
     assert not lab
 
 
-AGENT_SIDE = ("agent.py", "awaitchain.py", "connections.py", "errors.py", "importer.py", "servers.py", "wire.py")
+AGENT_SIDE = ("agent.py", "awaitchain.py", "connections.py", "errors.py", "importer.py", "owner_only.py", "servers.py",
+              "wire.py")
 """The modules the agent runs (by path in the project's interpreter, for --python), and the lab's servers use."""
 
 

@@ -1,4 +1,4 @@
-"""Who owns a connection, as the lab's servers ask Linux before they serve it (``helpers.owner_only``)."""
+"""Who owns a connection, as the lab's servers ask Linux before they serve it (``ws_leakcheck.owner_only``)."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from helpers import owner_only
-from helpers.owner_only import FORWARDED_CLIENT, OwnerOnly, scope_is_ours, tcp_owner
 from helpers.servers import serve, stop_current
 from tests.support.own_loop import run
+from ws_leakcheck import owner_only
+from ws_leakcheck.owner_only import FORWARDED_CLIENT, OwnerOnly, scope_is_ours, tcp_owner
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the owner check reads Linux's tables")
 

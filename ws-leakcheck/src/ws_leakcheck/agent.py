@@ -1,8 +1,9 @@
 """The server side of a leak check: standard library only, plus the server package.
 
-The agent imports the user's app, serves it on 127.0.0.1 (port 0) on an event loop of its
-own thread, and answers questions about what is alive on that loop. It never opens a client:
-the clients and the report stay in the lab. It runs in two ways, with the same code:
+The agent imports the user's app, serves it on 127.0.0.1 (port 0) on an event loop of its own thread, to this
+user's processes only (``ws_leakcheck.owner_only``: another user's are refused before the app sees them, so they
+cannot change the count), and answers questions about what is alive on that loop. It never opens a client: the
+clients and the report stay in the lab. It runs in two ways, with the same code:
 
 - in the lab's own process (``Agent().handle(request)``), for an app object from a notebook;
 - in another interpreter, for ``--python PATH`` (``RUN_BY_PATH``, which imports this package from its folder
@@ -39,6 +40,7 @@ from ws_leakcheck.awaitchain import between_steps, chain_codes
 from ws_leakcheck.connections import Connections
 from ws_leakcheck.errors import UsageError
 from ws_leakcheck.importer import PACKAGE_FOLDER, load, site
+from ws_leakcheck.owner_only import OwnerOnly
 from ws_leakcheck.servers import HOST, RUNNERS, ServerRunner
 
 PROTOCOL = 1
@@ -456,7 +458,7 @@ class Agent:
         sock.listen(128)
         port = sock.getsockname()[1]  # read now: daphne adopts the descriptor and closes ours
         try:
-            self.runner = RUNNERS[server](self.connections.wrap(app), sock, request)
+            self.runner = RUNNERS[server](OwnerOnly(self.connections.wrap(app)), sock, request)
         except ModuleNotFoundError as missing:
             sock.close()
             raise UsageError(f"The {server} server is not installed in this Python ({sys.executable}): "

@@ -1,11 +1,11 @@
-"""Only the user who started a lab server may use it: another user on the same host is refused.
+"""Only the user who started a server may use it: another user on the same host is refused.
 
 Loopback is shared by every user of a machine: on a JupyterHub that runs its learners on one
 host, any learner can connect to any ``127.0.0.1`` port. Linux knows which user owns each end of
 a TCP connection (``ss -e`` shows it); the lab asks, through the kernel's socket-diagnostics
 interface (``NETLINK_SOCK_DIAG``, one exact lookup per connection, about 30 µs), and reads
-``/proc/net/tcp`` where that interface is missing. Standard library only: the stack's workers
-and daphne's agent import it in the server's interpreter.
+``/proc/net/tcp`` where that interface is missing. Standard library only: the checker's agent, the lab's stack
+workers and daphne's agent import it in the server's interpreter. The lab's servers and the checker's use it.
 
 * ``OwnerOnly`` wraps an ASGI app: an HTTP request or a WebSocket handshake from another user's
   process is refused (HTTP 403) before the app sees it. A request relayed by a proxy of ours
