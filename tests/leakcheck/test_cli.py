@@ -1,6 +1,7 @@
 """The command line: exit statuses, several endpoints, JSON and JUnit, and the console script."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -25,6 +26,15 @@ def test_the_command_exits_1_on_a_leak_3_when_noisy_and_0_when_clean():
     assert (leak.returncode, noisy.returncode, clean.returncode) == (1, 3, 0)
     assert leak.stdout.startswith("LEAK") and "leakcheck: leak (exit 1)" in leak.stderr
     assert json.loads(clean.stdout)["verdict"] == "clean"
+
+
+def test_in_one_pipe_as_in_a_ci_log_the_verdict_line_comes_after_the_report():
+    buffered = {name: value for name, value in os.environ.items() if name != "PYTHONUNBUFFERED"}
+    done = subprocess.run([sys.executable, "-m", "ws_leakcheck", "helpers.apps.fixed:app", "/ws/chat", "--clients",
+                           "1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120, cwd=ROOT,
+                          env=buffered)
+    lines = done.stdout.strip().splitlines()
+    assert lines[0].startswith("CLEAN") and lines[-1] == "leakcheck: clean (exit 0)", done.stdout
 
 
 @pytest.mark.parametrize(

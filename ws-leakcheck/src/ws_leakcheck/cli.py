@@ -181,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         traceback.print_exc(limit=-3, file=sys.stderr)
         return CHECKER_FAILED
-    print(result.json() if args.json else result.text(), end="\n" if args.json else "")
+    print(result.json() if args.json else result.text(), end="\n" if args.json else "", flush=True)  # before the
+    # verdict line on stderr, also where both go to one pipe (a CI log)
     if args.junit is not None:
         try:
             args.junit.write_text(result.junit())
