@@ -137,13 +137,7 @@ def read_report(path: str, timeout: float = 30.0) -> dict[str, Any]:
         sock.settimeout(timeout)
         sock.connect(path)
         sock.sendall(wire.encode({"op": "report"}).encode())
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    answer = wire.decode(data)
+        answer = wire.decode(sock.makefile("rb").readline())
     if "error" in answer:
         raise RuntimeError(f"the worker's reporter could not answer: {answer['message']}")
     return answer

@@ -57,13 +57,17 @@ def test_an_unreachable_package_index_on_first_set_up_fails_in_one_sentence(tmp_
     assert not (tmp_path / "venv" / ".lab-installed").exists()
 
 
+def _clone_projects(folder: Path, edit: Callable[[str], str] = lambda text: text) -> Path:
+    (folder / "ws-leakcheck").mkdir(parents=True)
+    for name in ("pyproject.toml", "ws-leakcheck/pyproject.toml"):
+        (folder / name).write_text(edit((ROOT / name).read_text()))
+    return folder
+
+
 def test_an_environment_installed_from_another_clone_is_installed_again(tmp_path):
     from helpers.__main__ import install_stamp
 
-    other = tmp_path / "other-clone"
-    (other / "ws-leakcheck").mkdir(parents=True)
-    for name in ("pyproject.toml", "ws-leakcheck/pyproject.toml"):
-        shutil.copy(ROOT / name, other / name)
+    other = _clone_projects(tmp_path / "other-clone")
     venv = tmp_path / "venv"
     (venv / "bin").mkdir(parents=True)
     (venv / "bin" / "python").symlink_to(sys.executable)
@@ -174,13 +178,6 @@ def test_pip_compiles_at_install_only_where_python_writes_no_bytecode_itself(fla
                            "from helpers.__main__ import NO_COMPILE; print(NO_COMPILE)"],
                           cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == expected, done.stderr
-
-
-def _clone_projects(folder: Path, edit: Callable[[str], str] = lambda text: text) -> Path:
-    (folder / "ws-leakcheck").mkdir(parents=True)
-    for name in ("pyproject.toml", "ws-leakcheck/pyproject.toml"):
-        (folder / name).write_text(edit((ROOT / name).read_text()))
-    return folder
 
 
 @pytest.mark.fast
