@@ -92,7 +92,6 @@ def test_the_stack_notebooks_the_background_runs_one_at_a_time_are_notebooks_of_
 
 
 @pytest.mark.fast
-def test_the_background_runs_take_every_notebook_once_the_stack_notebooks_first():
+def test_the_background_runs_take_every_notebook_once_in_the_labs_order():
     order = [path.stem for path in other_pythons.run_order(notebook_paths())]
-    assert sorted(order) == [path.stem for path in notebook_paths()]
-    assert order[:len(other_pythons.STACK_NOTEBOOKS)] == list(other_pythons.STACK_NOTEBOOKS)
+    assert order == [path.stem for path in notebook_paths()]
